@@ -1,0 +1,193 @@
+"""The ``wastesort`` command line: one sub-command per job, each a thin call into the package.
+
+Heavy imports (torch, fastai) happen inside the commands that need them, so
+``wastesort models list`` answers instantly on a machine with only the app installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    settings = Settings.from_env(exports_dir=getattr(args, "exports", None))
+    try:
+        return args.run(args, settings) or 0
+    except (LookupError, ValueError, OSError) as err:  # the package's errors read as sentences
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wastesort", description=__doc__.splitlines()[0])
+    parser.add_argument("--exports", type=Path, help="model registry folder "
+                        "(default: $WASTESORT_EXPORTS_DIR or ./exports)")
+    commands = parser.add_subparsers(title="commands")
+
+    data = commands.add_parser("data", help="inspect a folder-per-class dataset")
+    data_commands = data.add_subparsers()
+    check = data_commands.add_parser("check", help="report unreadable, odd and duplicate images")
+    check.add_argument("data_dir", type=Path)
+    check.add_argument("--json", action="store_true", help="print the full report as JSON")
+    check.set_defaults(run=_data_check)
+
+    weights = commands.add_parser("weights", help="install ImageNet weights for training")
+    weights.add_argument("--arch", action="append", help="timm arch (repeatable; default: all "
+                         "offline ones)")
+    weights.add_argument("--hub", action="store_true", help="download from timm's hub instead")
+    weights.set_defaults(run=_weights)
+
+    train = commands.add_parser("train", help="run notebooks/train.ipynb and register a version")
+    train.add_argument("--data", type=Path, help="dataset folder (default: $WASTESORT_DATA_DIR)")
+    train.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="notebook parameter, e.g. -p epochs=3 (value parsed as JSON if it can)")
+    train.add_argument("--promote", action="store_true", help="make the new version champion")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="measure a model on a dataset folder")
+    evaluate.add_argument("data_dir", type=Path)
+    evaluate.add_argument("--model", default="champion", help="version id or alias")
+    evaluate.add_argument("--split", choices=["all", "valid"], default="all",
+                          help="all images, or the model's own validation split")
+    evaluate.add_argument("--runtime", choices=["onnx", "fastai"], default="onnx")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=_evaluate)
+
+    models = commands.add_parser("models", help="list, show, promote and roll back versions")
+    model_commands = models.add_subparsers()
+    model_commands.add_parser("list", help="versions and aliases").set_defaults(run=_models_list)
+    show = model_commands.add_parser("show", help="print a version's card")
+    show.add_argument("model", nargs="?", default="champion")
+    show.set_defaults(run=_models_show)
+    promote = model_commands.add_parser("promote", help="point an alias at a version")
+    promote.add_argument("model")
+    promote.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    promote.add_argument("--reason", default="")
+    promote.set_defaults(run=_models_promote)
+    rollback = model_commands.add_parser("rollback", help="point an alias at its previous version")
+    rollback.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    rollback.add_argument("--reason", default="")
+    rollback.set_defaults(run=_models_rollback)
+    return parser
+
+
+def _data_check(args, settings: Settings) -> int:
+    from .data import scan
+
+    report = scan(args.data_dir)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return 0
+
+
+def _weights(args, settings: Settings) -> int:
+    from .weights import OFFLINE_WEIGHTS, install_weights
+
+    for arch in args.arch or list(OFFLINE_WEIGHTS):
+        print(f"{arch}: {install_weights(arch, settings.weights_dir, use_hub=args.hub)}")
+    return 0
+
+
+def _train(args, settings: Settings) -> int:
+    from .notebooks import train
+    from .registry import Registry
+
+    params = dict(_param(p) for p in args.param)
+    if args.data:
+        settings = Settings.from_env(exports_dir=settings.exports_dir, data_dir=args.data)
+    try:
+        version = train(settings, params)
+    except Exception as err:  # papermill's PapermillExecutionError: show the cell, not a trace
+        if not hasattr(err, "cell_index"):
+            raise
+        print(f"error: training failed in notebook cell {err.cell_index}: {err.ename}: "
+              f"{err.evalue}\n(the executed notebook is in {settings.exports_dir / '.runs'})",
+              file=sys.stderr)
+        return 1
+    print(f"registered {version} in {settings.exports_dir}")
+    if args.promote:
+        Registry(settings.exports_dir).promote(version, reason="wastesort train --promote")
+        print(f"{version} is now champion")
+    return 0
+
+
+def _param(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    if not sep:
+        raise ValueError(f"parameter {text!r} should look like NAME=VALUE")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+def _evaluate(args, settings: Settings) -> int:
+    from .evaluate import evaluate_dir
+    from .predict import load_predictor
+    from .registry import Registry
+
+    registry = Registry(settings.exports_dir)
+    predictor = load_predictor(registry, args.model, args.runtime)
+    params = registry.card(predictor.version)["params"]
+    result = evaluate_dir(args.data_dir, predictor, args.split, params)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"model {result['model_version']} on {result['n_images']} images "
+          f"({result['split']}) in {result['seconds']:.1f} s")
+    print(f"  accuracy      {result['accuracy']:.4f}")
+    print(f"  macro recall  {result['macro_recall']:.4f}")
+    print(f"  {'class':<12}{'precision':>10}{'recall':>8}{'support':>9}")
+    for label, c in result["per_class"].items():
+        print(f"  {label:<12}{c['precision']:>10.3f}{c['recall']:>8.3f}{c['support']:>9}")
+    return 0
+
+
+def _models_list(args, settings: Settings) -> int:
+    from .registry import Registry
+
+    registry = Registry(settings.exports_dir)
+    by_version: dict[str, list[str]] = {}
+    for alias, version in registry.aliases().items():
+        by_version.setdefault(version, []).append(alias)
+    versions = registry.versions()
+    if not versions:
+        print(f"no model versions in {registry.root}")
+    for version in versions:
+        card = registry.card(version)
+        acc = card.get("metrics", {}).get("accuracy")
+        acc_text = f"{acc:.4f}" if acc is not None else "  -   "
+        print(f"{version:<50} acc {acc_text}  {','.join(by_version.get(version, []))}")
+    return 0
+
+
+def _models_show(args, settings: Settings) -> int:
+    from .registry import Registry
+
+    print(json.dumps(Registry(settings.exports_dir).card(args.model), indent=2))
+    return 0
+
+
+def _models_promote(args, settings: Settings) -> int:
+    from .registry import Registry
+
+    version = Registry(settings.exports_dir).promote(args.model, args.alias, args.reason)
+    print(f"{args.alias} -> {version}")
+    return 0
+
+
+def _models_rollback(args, settings: Settings) -> int:
+    from .registry import Registry
+
+    version = Registry(settings.exports_dir).rollback(args.alias, args.reason)
+    print(f"{args.alias} -> {version}")
+    return 0

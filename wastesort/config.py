@@ -1,0 +1,71 @@
+"""Every setting of wastesort, in one place.
+
+Settings come from environment variables prefixed ``WASTESORT_`` so that the same code
+runs in a notebook, in CI, on a server and on Hugging Face Spaces without edits. Paths
+default to folders of the repository checkout, which is where a fresh clone keeps them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PREFIX = "WASTESORT_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The labels of the default task. Training learns labels from the data folders; these only
+# serve where no model is at hand (e.g. validating a folder before the first training).
+DEFAULT_LABELS = ("cardboard", "glass", "metal", "paper", "plastic", "trash")
+
+
+def _default_data_dir() -> Path:
+    """The trashnet copy that sits beside the repository in this project's workspaces."""
+    return REPO_ROOT.parent / "shared" / "datasets" / "trashnet"
+
+
+def _cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "wastesort"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-time settings. Each field ``name`` is read from ``WASTESORT_NAME``."""
+
+    exports_dir: Path = REPO_ROOT / "exports"
+    feedback_dir: Path = REPO_ROOT / "feedback"
+    data_dir: Path = field(default_factory=_default_data_dir)
+    weights_dir: Path = field(default_factory=lambda: _cache_dir() / "weights")
+    runtime: str = "onnx"  # "onnx" (default, no torch) or "fastai"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_upload_mb: float = 10.0
+    max_image_pixels: int = 40_000_000  # larger images are refused as decompression bombs
+    model_url: str = ""  # set to use a remote model service instead of the embedded model
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Build settings from the environment; explicit overrides win."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(raw: str, type_name: object) -> object:
+    kind = str(type_name)
+    if "Path" in kind:
+        return Path(raw).expanduser()
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    return raw
+
+
+def settings() -> Settings:
+    return Settings.from_env()

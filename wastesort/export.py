@@ -1,0 +1,94 @@
+"""Turning a trained learner into a registered, self-describing model version.
+
+A version holds the fastai learner (for notebooks and further training), an ONNX graph
+with a dynamic batch axis (for the app and the service), and ``card.json``, which says
+everything needed to use and judge the model without opening either file.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .data import DataReport, Item
+from .evaluate import evaluate_items
+from .predict import OnnxPredictor
+from .preprocess import preprocessing_spec
+from .registry import CARD, Registry, now_utc, write_atomic
+from .train import Recipe, normalization
+
+FILES = {"fastai": "model.pkl", "onnx": "model.onnx", "notebook": "train.ipynb"}
+
+
+def new_version_id(arch: str) -> str:
+    """Sortable by creation time, unique without coordination."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{arch}-{secrets.token_hex(3)}"
+
+
+def export_onnx(model: nn.Module, path: Path, size: int) -> None:
+    """Model plus softmax, one batch axis left dynamic, weights inside the one file."""
+    wrapped = nn.Sequential(model.eval(), nn.Softmax(dim=1)).float()
+    example = torch.zeros(2, 3, size, size)
+    torch.onnx.export(wrapped, (example,), str(path), dynamo=True, opset_version=18,
+                      input_names=["x"], output_names=["probs"],
+                      dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False)
+
+
+def register(learn, registry: Registry, recipe: Recipe, report: DataReport,
+             valid_items: list[Item], version_id: str | None = None,
+             parent: str | None = None) -> str:
+    """Export ``learn`` as a new version of ``registry``; returns its id.
+
+    The card's metrics are measured on ``valid_items`` through the exported ONNX file, so
+    they are the numbers users get, not the training loop's.
+    """
+    version = version_id or new_version_id(recipe.arch)
+    if parent is None and "champion" in registry.aliases():
+        parent = registry.aliases()["champion"]
+    mean, std = normalization(learn)
+    labels = [str(v) for v in learn.dls.vocab]
+    with registry.new_version(version) as folder:
+        learn.export(folder / FILES["fastai"])
+        export_onnx(learn.model, folder / FILES["onnx"], recipe.size)
+        card = {
+            "version": version,
+            "parent": parent,
+            "created_at": now_utc(),
+            "wastesort_version": __version__,
+            "arch": recipe.arch,
+            "labels": labels,
+            "preprocessing": preprocessing_spec(recipe.size, mean, std),
+            "params": recipe.to_dict(),
+            "data": {
+                "root": str(report.root),
+                "fingerprint": report.fingerprint,
+                "class_counts": report.class_counts,
+                "n_train": len(learn.dls.train_ds),
+                "n_valid": len(valid_items),
+                "excluded": {"conflicts": sum(len(g) for g in report.conflicts()),
+                             "unreadable": len(report.unreadable),
+                             "tiny": len(report.tiny), "animated": len(report.animated)},
+            },
+            "files": {"fastai": FILES["fastai"], "onnx": FILES["onnx"]},
+            "notebook": None,
+        }
+        (folder / CARD).write_text(json.dumps(card, indent=2))
+        card["metrics"] = evaluate_items(OnnxPredictor(folder), valid_items)
+        (folder / CARD).write_text(json.dumps(card, indent=2))
+    return version
+
+
+def attach_notebook(registry: Registry, version: str, notebook: Path) -> None:
+    """Keep the executed notebook that produced ``version`` beside it, as provenance."""
+    folder = registry.path(version)
+    (folder / FILES["notebook"]).write_bytes(Path(notebook).read_bytes())
+    card = registry.card(version)
+    card["notebook"] = FILES["notebook"]
+    write_atomic(folder / CARD, json.dumps(card, indent=2))

@@ -1,0 +1,191 @@
+"""The model registry: a folder of versions plus aliases that say which one serves.
+
+Layout of ``exports/``::
+
+    exports/
+      20261125T104300-mobilenetv2_100-3fa2c1/   one folder per version
+        model.pkl  model.onnx  card.json  train.ipynb
+      aliases.json        {"champion": [older, ..., current], "challenger": [...]}
+      registry.log        one JSON line per promote / rollback
+
+A version folder appears in one ``rename`` of a finished staging folder, and
+``aliases.json`` is replaced in one ``os.replace`` of a fsynced temp file, so a crash at any
+moment leaves either the old or the new state, never a broken one. Each alias keeps its
+history as a stack; rollback pops it. A file lock makes concurrent writers take turns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock
+
+ALIASES = ("champion", "challenger")
+CARD = "card.json"
+_VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class RegistryError(LookupError):
+    """A version or alias that does not exist, or a change that makes no sense."""
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or new file, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes files private; registry files are for everyone
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Registry:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- reading ---------------------------------------------------------------------
+    def versions(self) -> list[str]:
+        """Complete versions, oldest first (ids start with their creation time)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if not p.name.startswith(".") and (p / CARD).is_file())
+
+    def path(self, name: str) -> Path:
+        return self.root / self.resolve(name)
+
+    def card(self, name: str) -> dict:
+        return json.loads((self.path(name) / CARD).read_text())
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> current version."""
+        return {alias: stack[-1] for alias, stack in self._stacks().items() if stack}
+
+    def history(self, alias: str) -> list[str]:
+        return list(self._stacks().get(alias, []))
+
+    def resolve(self, name: str) -> str:
+        """A version id from an alias or a version id."""
+        version = self.aliases().get(name, name)
+        if not (self.root / version / CARD).is_file():
+            known = ", ".join(list(self.aliases()) + self.versions()) or "none"
+            raise RegistryError(f"No model version or alias {name!r} in {self.root} "
+                                f"(known: {known}).")
+        return version
+
+    def log(self) -> list[dict]:
+        path = self.root / "registry.log"
+        if not path.exists():
+            return []
+        entries = []
+        for line in path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash mid-append; aliases.json is the truth
+        return entries
+
+    # -- writing ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def new_version(self, version_id: str) -> Iterator[Path]:
+        """A staging folder that becomes ``version_id`` only if the block succeeds."""
+        if not _VERSION_ID.match(version_id):
+            raise RegistryError(f"Invalid version id {version_id!r}.")
+        final = self.root / version_id
+        if final.exists():
+            raise RegistryError(f"Version {version_id} already exists.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".staging-{version_id}-"))
+        try:
+            yield staging
+            if not (staging / CARD).is_file():
+                raise RegistryError(f"Version {version_id} was not given a {CARD}.")
+            for f in staging.iterdir():
+                with open(f, "rb") as handle:
+                    os.fsync(handle.fileno())
+            staging.chmod(0o755)
+            os.rename(staging, final)
+            fsync_dir(self.root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def promote(self, name: str, alias: str = "champion", reason: str = "") -> str:
+        """Point ``alias`` at a version; the previous target stays in its history."""
+        if alias not in ALIASES:
+            raise RegistryError(f"Unknown alias {alias!r}; use one of {', '.join(ALIASES)}.")
+        with self._lock():
+            version = self.resolve(name)
+            stacks = self._stacks()
+            stack = stacks.setdefault(alias, [])
+            previous = stack[-1] if stack else None
+            if previous == version:
+                return version
+            stack.append(version)
+            self._write(stacks, "promote", alias, previous, version, reason)
+        return version
+
+    def rollback(self, alias: str = "champion", reason: str = "") -> str:
+        """Point ``alias`` back at the version it had before the last promote."""
+        with self._lock():
+            stacks = self._stacks()
+            stack = stacks.get(alias, [])
+            if len(stack) < 2:
+                raise RegistryError(f"{alias} has no earlier version to roll back to.")
+            previous = stack.pop()
+            self._write(stacks, "rollback", alias, previous, stack[-1], reason)
+        return stack[-1]
+
+    # -- internals -------------------------------------------------------------------
+    def _lock(self) -> FileLock:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / ".registry.lock"), timeout=30)
+
+    def _stacks(self) -> dict[str, list[str]]:
+        path = self.root / "aliases.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _write(self, stacks: dict, action: str, alias: str, old: str | None, new: str,
+               reason: str) -> None:
+        write_atomic(self.root / "aliases.json", json.dumps(stacks, indent=2) + "\n")
+        entry = {"time": now_utc(), "action": action, "alias": alias, "from": old, "to": new,
+                 "user": _user(), "reason": reason}
+        with open(self.root / "registry.log", "a") as log:
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
