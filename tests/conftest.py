@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def real_images(per_class: int = 4) -> list[tuple[Path, str]]:
     if TRASHNET.is_dir():
         return [(path, label) for label in sorted(p.name for p in TRASHNET.iterdir() if p.is_dir())
                 for path in sorted((TRASHNET / label).glob("*.jpg"))[::37][:per_class]]
-    return [(path, path.stem.rstrip("0123456789_-")) for path in sorted(EXAMPLES.glob("*.jpg"))]
+    return [(path, path.parent.name) for path in sorted(EXAMPLES.glob("*/*.jpg"))]
 
 
 @pytest.fixture
@@ -58,7 +59,11 @@ def dataset(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def champion_exports(tmp_path: Path) -> Path:
-    """A private copy of the bundled registry, so tests may promote and roll back freely."""
+    """A private registry holding a copy of the bundled champion, free to promote and roll back."""
+    source = REPO_ROOT / "exports"
     target = tmp_path / "exports"
-    shutil.copytree(REPO_ROOT / "exports", target)
+    target.mkdir()
+    champion = json.loads((source / "aliases.json").read_text())["champion"][-1]
+    shutil.copytree(source / champion, target / champion)
+    (target / "aliases.json").write_text(json.dumps({"champion": [champion]}))
     return target

@@ -78,7 +78,21 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--alias", default="champion", choices=["champion", "challenger"])
     rollback.add_argument("--reason", default="")
     rollback.set_defaults(run=_models_rollback)
+    space = commands.add_parser("space", help="Hugging Face Spaces")
+    space_commands = space.add_subparsers()
+    build = space_commands.add_parser("build", help="assemble what a Space needs into DIR")
+    build.add_argument("target", type=Path, metavar="DIR")
+    build.set_defaults(run=_space_build)
     return parser
+
+
+def _space_build(args, settings: Settings) -> int:
+    from .registry import Registry
+    from .space import build_space
+
+    champion = build_space(args.target, Registry(settings.exports_dir))
+    print(f"Space with champion {champion} written to {args.target}")
+    return 0
 
 
 def _data_check(args, settings: Settings) -> int:
@@ -101,7 +115,7 @@ def _train(args, settings: Settings) -> int:
     from .notebooks import train
     from .registry import Registry
 
-    params = dict(_param(p) for p in args.param)
+    params = dict(parse_param(p) for p in args.param)
     if args.data:
         settings = Settings.from_env(exports_dir=settings.exports_dir, data_dir=args.data)
     try:
@@ -120,7 +134,7 @@ def _train(args, settings: Settings) -> int:
     return 0
 
 
-def _param(text: str) -> tuple[str, object]:
+def parse_param(text: str) -> tuple[str, object]:
     name, sep, raw = text.partition("=")
     if not sep:
         raise ValueError(f"parameter {text!r} should look like NAME=VALUE")

@@ -38,11 +38,10 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     weights_dir: Path = field(default_factory=lambda: _cache_dir() / "weights")
     runtime: str = "onnx"  # "onnx" (default, no torch) or "fastai"
-    host: str = "127.0.0.1"
-    port: int = 7860
+    # Hugging Face Spaces tells Gradio where to listen through GRADIO_SERVER_*; honour it.
+    host: str = field(default_factory=lambda: os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     max_upload_mb: float = 10.0
-    max_image_pixels: int = 40_000_000  # larger images are refused as decompression bombs
-    model_url: str = ""  # set to use a remote model service instead of the embedded model
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -8,8 +8,6 @@ everything needed to use and judge the model without opening either file.
 from __future__ import annotations
 
 import json
-import secrets
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -20,17 +18,8 @@ from .data import DataReport, Item
 from .evaluate import evaluate_items
 from .predict import OnnxPredictor
 from .preprocess import preprocessing_spec
-from .registry import CARD, Registry, now_utc, write_atomic
+from .registry import CARD, FILES, Registry, new_version_id, now_utc
 from .train import Recipe, normalization
-
-FILES = {"fastai": "model.pkl", "onnx": "model.onnx", "notebook": "train.ipynb"}
-
-
-def new_version_id(arch: str) -> str:
-    """Sortable by creation time, unique without coordination."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{stamp}-{arch}-{secrets.token_hex(3)}"
-
 
 def export_onnx(model: nn.Module, path: Path, size: int) -> None:
     """Model plus softmax, one batch axis left dynamic, weights inside the one file."""
@@ -83,12 +72,3 @@ def register(learn, registry: Registry, recipe: Recipe, report: DataReport,
         card["metrics"] = evaluate_items(OnnxPredictor(folder), valid_items)
         (folder / CARD).write_text(json.dumps(card, indent=2))
     return version
-
-
-def attach_notebook(registry: Registry, version: str, notebook: Path) -> None:
-    """Keep the executed notebook that produced ``version`` beside it, as provenance."""
-    folder = registry.path(version)
-    (folder / FILES["notebook"]).write_bytes(Path(notebook).read_bytes())
-    card = registry.card(version)
-    card["notebook"] = FILES["notebook"]
-    write_atomic(folder / CARD, json.dumps(card, indent=2))

@@ -61,8 +61,10 @@ def _open(source: ImageSource, max_pixels: int) -> Image.Image:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning, OSError, SyntaxError, ValueError) as err:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ImageError("The image is too large (it claims more pixels than the limit of "
+                             f"{max_pixels / 1e6:.0f} megapixels).") from err
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             raise ImageError("This file is not an image we can read "
                              f"(JPEG, PNG, WebP, BMP, GIF or TIFF). ({err})") from err
     width, height = img.size

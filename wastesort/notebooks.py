@@ -7,11 +7,11 @@ executed copy is kept with the model it produced.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .config import REPO_ROOT, Settings
-from .export import attach_notebook, new_version_id
-from .registry import Registry
+from .registry import Registry, new_version_id
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
@@ -41,7 +41,8 @@ def train(settings: Settings, parameters: dict) -> str:
               "weights_dir": str(settings.weights_dir), **parameters, "version_id": version}
     executed = settings.exports_dir / ".runs" / f"train-{version}.ipynb"
     print(f"training {version}: running notebooks/train.ipynb into {executed}", flush=True)
+    start = time.perf_counter()
     run_notebook("train", executed, params)  # on failure the executed copy stays for reading
-    attach_notebook(registry, version, executed)
+    registry.attach_notebook(version, executed, time.perf_counter() - start)
     executed.unlink()
     return version

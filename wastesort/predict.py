@@ -10,6 +10,8 @@ both give the same answers.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from .preprocess import to_input
 from .registry import CARD, Registry
 
 RUNTIMES = ("onnx", "fastai")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,3 +112,44 @@ def load_predictor(registry: Registry, name: str = "champion", runtime: str = "o
         raise ValueError(f"Unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}.")
     path = registry.path(name)
     return OnnxPredictor(path) if runtime == "onnx" else FastaiPredictor(path)
+
+
+class AliasPredictor:
+    """Serves whatever version an alias points at, and follows the alias when it moves.
+
+    Each request reads the alias (one small file); when it names another version, that
+    version is loaded completely before it replaces the old one, so no request ever sees a
+    half-loaded model. A version that fails to load is reported and the old one keeps serving.
+    """
+
+    def __init__(self, registry: Registry, alias: str = "champion", runtime: str = "onnx"):
+        self.registry, self.alias, self.runtime = registry, alias, runtime
+        self._lock = threading.Lock()
+        self._current = load_predictor(registry, alias, runtime)
+        self._failed = ""
+        self.load_error = ""
+
+    @property
+    def version(self) -> str:
+        return self.current().version
+
+    @property
+    def labels(self) -> list[str]:
+        return self.current().labels
+
+    def current(self) -> Predictor:
+        wanted = self.registry.aliases().get(self.alias, self._current.version)
+        if wanted not in (self._current.version, self._failed):
+            with self._lock:
+                if wanted not in (self._current.version, self._failed):
+                    try:
+                        self._current = load_predictor(self.registry, wanted, self.runtime)
+                        self.load_error = ""
+                    except Exception as err:  # keep serving the model we have
+                        self._failed = wanted
+                        self.load_error = f"could not load {wanted}: {err}"
+                        log.error(self.load_error)
+        return self._current
+
+    def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
+        return self.current().predict(images)

@@ -21,6 +21,7 @@ import getpass
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from filelock import FileLock
 
 ALIASES = ("champion", "challenger")
 CARD = "card.json"
+FILES = {"fastai": "model.pkl", "onnx": "model.onnx", "notebook": "train.ipynb"}
 _VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -40,6 +42,12 @@ class RegistryError(LookupError):
 
 def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_version_id(arch: str) -> str:
+    """Sortable by creation time, unique without coordination."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{arch}-{secrets.token_hex(3)}"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -137,6 +145,15 @@ class Registry:
             fsync_dir(self.root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def attach_notebook(self, version: str, notebook: Path, seconds: float) -> None:
+        """Keep the executed notebook that produced ``version`` beside it, as provenance."""
+        folder = self.path(version)
+        shutil.copyfile(notebook, folder / FILES["notebook"])
+        card = self.card(version)
+        card["notebook"] = FILES["notebook"]
+        card["training_seconds"] = round(seconds, 1)
+        write_atomic(folder / CARD, json.dumps(card, indent=2))
 
     def promote(self, name: str, alias: str = "champion", reason: str = "") -> str:
         """Point ``alias`` at a version; the previous target stays in its history."""
