@@ -67,3 +67,14 @@ def champion_exports(tmp_path: Path) -> Path:
     shutil.copytree(source / champion, target / champion)
     (target / "aliases.json").write_text(json.dumps({"champion": [champion]}))
     return target
+
+
+def clone_version(exports: Path, source: str, new: str) -> str:
+    """A new registry version with the same model files (enough to test switching)."""
+    staging = exports / f".clone-{new}"
+    shutil.copytree(exports / source, staging)
+    card = json.loads((staging / "card.json").read_text())
+    card["version"], card["parent"] = new, source
+    (staging / "card.json").write_text(json.dumps(card))
+    staging.rename(exports / new)
+    return new

@@ -78,12 +78,24 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--alias", default="champion", choices=["champion", "challenger"])
     rollback.add_argument("--reason", default="")
     rollback.set_defaults(run=_models_rollback)
+    serve = commands.add_parser("serve", help="run the model as an HTTP service")
+    serve.add_argument("--host", help="default: $WASTESORT_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: $WASTESORT_SERVE_PORT or 8000")
+    serve.set_defaults(run=_serve)
+
     space = commands.add_parser("space", help="Hugging Face Spaces")
     space_commands = space.add_subparsers()
     build = space_commands.add_parser("build", help="assemble what a Space needs into DIR")
     build.add_argument("target", type=Path, metavar="DIR")
     build.set_defaults(run=_space_build)
     return parser
+
+
+def _serve(args, settings: Settings) -> int:
+    from .serve import run
+
+    run(settings, args.host or settings.host, args.port or settings.serve_port)
+    return 0
 
 
 def _space_build(args, settings: Settings) -> int:

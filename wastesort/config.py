@@ -42,6 +42,14 @@ class Settings:
     host: str = field(default_factory=lambda: os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     max_upload_mb: float = 10.0
+    # Model as a service (wastesort serve) and the app as its client.
+    model_url: str = ""  # when set, the app calls this service instead of embedding the model
+    model_timeout_s: float = 10.0
+    serve_port: int = 8000
+    admin_token: str = ""  # the service's admin API stays off without one
+    max_batch_size: int = 16
+    max_wait_ms: float = 0.0  # extra wait to fill a batch; 0 batches what is already queued
+    log_dir: Path = REPO_ROOT / "logs"  # shadow comparisons, traffic statistics
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

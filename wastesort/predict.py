@@ -46,7 +46,7 @@ class Predictor(Protocol):
         """Predictions in input order; raises ``ImageError`` for an unusable image."""
 
 
-def _predictions(probs: np.ndarray, labels: list[str], version: str) -> list[Prediction]:
+def predictions_from(probs: np.ndarray, labels: list[str], version: str) -> list[Prediction]:
     out = []
     for row in np.asarray(probs, dtype=np.float64):
         best = int(row.argmax())
@@ -78,7 +78,7 @@ class OnnxPredictor:
     def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
         if not images:
             return []
-        return _predictions(self.probabilities(images), self.labels, self.version)
+        return predictions_from(self.probabilities(images), self.labels, self.version)
 
 
 class FastaiPredictor:
@@ -103,7 +103,7 @@ class FastaiPredictor:
     def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
         if not images:
             return []
-        return _predictions(self.probabilities(images), self.labels, self.version)
+        return predictions_from(self.probabilities(images), self.labels, self.version)
 
 
 def load_predictor(registry: Registry, name: str = "champion", runtime: str = "onnx") -> Predictor:

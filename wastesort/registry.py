@@ -31,6 +31,7 @@ from pathlib import Path
 from filelock import FileLock
 
 ALIASES = ("champion", "challenger")
+ROLLOUT_MODES = ("off", "canary", "shadow", "ab")  # how the challenger gets traffic
 CARD = "card.json"
 FILES = {"fastai": "model.pkl", "onnx": "model.onnx", "notebook": "train.ipynb"}
 _VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -181,6 +182,25 @@ class Registry:
             self._write(stacks, "rollback", alias, previous, stack[-1], reason)
         return stack[-1]
 
+    def rollout(self) -> dict:
+        """How serving splits traffic between champion and challenger (see wastesort.serve)."""
+        path = self.root / "rollout.json"
+        return json.loads(path.read_text()) if path.exists() else {"mode": "off", "percent": 0}
+
+    def set_rollout(self, mode: str, percent: float = 0, reason: str = "") -> dict:
+        if mode not in ROLLOUT_MODES:
+            raise RegistryError(f"Unknown rollout mode {mode!r}; use one of {', '.join(ROLLOUT_MODES)}.")
+        if not 0 <= percent <= 100:
+            raise RegistryError(f"Rollout percent must be between 0 and 100, not {percent}.")
+        if mode != "off" and "challenger" not in self.aliases():
+            raise RegistryError("There is no challenger to roll out; promote one with --alias challenger.")
+        with self._lock():
+            old = self.rollout()
+            new = {"mode": mode, "percent": percent}
+            write_atomic(self.root / "rollout.json", json.dumps(new) + "\n")
+            self._log({"action": "rollout", "from": old, "to": new, "reason": reason})
+        return new
+
     # -- internals -------------------------------------------------------------------
     def _lock(self) -> FileLock:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -193,8 +213,10 @@ class Registry:
     def _write(self, stacks: dict, action: str, alias: str, old: str | None, new: str,
                reason: str) -> None:
         write_atomic(self.root / "aliases.json", json.dumps(stacks, indent=2) + "\n")
-        entry = {"time": now_utc(), "action": action, "alias": alias, "from": old, "to": new,
-                 "user": _user(), "reason": reason}
+        self._log({"action": action, "alias": alias, "from": old, "to": new, "reason": reason})
+
+    def _log(self, entry: dict) -> None:
+        entry = {"time": now_utc(), **entry, "user": _user()}
         with open(self.root / "registry.log", "a") as log:
             log.write(json.dumps(entry) + "\n")
             log.flush()

@@ -15,6 +15,7 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from .client import ServicePredictor, ServiceUnavailable  # noqa: E402
 from .config import REPO_ROOT, Settings  # noqa: E402
 from .feedback import FeedbackStore  # noqa: E402
 from .images import ImageError, sha256_bytes  # noqa: E402
@@ -53,8 +54,7 @@ class PhotoInput(gr.Image):
 
 def create_app(settings: Settings, predictor: Predictor | None = None,
                store: FeedbackStore | None = None) -> gr.Blocks:
-    predictor = predictor or AliasPredictor(Registry(settings.exports_dir), "champion",
-                                            settings.runtime)
+    predictor = predictor or _predictor(settings)
     store = store or FeedbackStore(settings.feedback_dir, predictor.labels)
 
     def predict(image_path: str | None, request: gr.Request):
@@ -62,7 +62,7 @@ def create_app(settings: Settings, predictor: Predictor | None = None,
             return None, model_text(), "", None
         try:
             prediction = predictor.predict([Path(image_path)])[0]
-        except ImageError as err:
+        except (ImageError, ServiceUnavailable) as err:
             return None, model_text(), f"⚠️ {err}", None
         state = {"sha256": sha256_bytes(Path(image_path).read_bytes()),
                  "prediction": prediction.to_dict()}
@@ -118,6 +118,13 @@ def create_app(settings: Settings, predictor: Predictor | None = None,
         send.click(flag, [image, corrected, comment, state], [flag_status], api_name="flag",
                    concurrency_limit=16)
     return demo
+
+
+def _predictor(settings: Settings) -> Predictor:
+    """The model service when ``WASTESORT_MODEL_URL`` is set, else the embedded champion."""
+    if settings.model_url:
+        return ServicePredictor(settings.model_url, settings.model_timeout_s)
+    return AliasPredictor(Registry(settings.exports_dir), "champion", settings.runtime)
 
 
 def launch(settings: Settings | None = None, **kwargs) -> None:

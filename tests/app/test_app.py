@@ -1,14 +1,12 @@
 """The app through its API, as gradio_client users (and the browser) reach it."""
 
 import io
-import json
-import shutil
 
 import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from tests.conftest import EXAMPLES, jpeg_bytes, photo
+from tests.conftest import EXAMPLES, clone_version, jpeg_bytes, photo
 from wastesort.feedback import FeedbackStore
 from wastesort.images import sha256_bytes
 from wastesort.predict import OnnxPredictor
@@ -120,12 +118,7 @@ def test_an_upload_over_the_limit_is_refused(app, tmp_path):
 def test_promoting_a_version_switches_the_running_app(app):
     registry = Registry(app.exports)
     old = registry.resolve("champion")
-    new = old + "-retrained"
-    shutil.copytree(registry.path(old), app.exports / ".incoming")
-    card = json.loads((app.exports / ".incoming" / "card.json").read_text())
-    card["version"], card["parent"] = new, old
-    (app.exports / ".incoming" / "card.json").write_text(json.dumps(card))
-    (app.exports / ".incoming").rename(app.exports / new)
+    new = clone_version(app.exports, old, old + "-retrained")
     client = app.client()
     try:
         registry.promote(new, reason="hot reload test")
