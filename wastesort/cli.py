@@ -78,6 +78,25 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--alias", default="champion", choices=["champion", "challenger"])
     rollback.add_argument("--reason", default="")
     rollback.set_defaults(run=_models_rollback)
+    studio = commands.add_parser("labelstudio", help="the Label Studio review project")
+    studio_commands = studio.add_subparsers()
+    studio_commands.add_parser("init", help="create (or find) the review project").set_defaults(
+        run=_labelstudio_init)
+    connect = studio_commands.add_parser("connect", help="register the model service as the "
+                                         "project's ML backend (pre-annotation)")
+    connect.add_argument("model_url", help="URL of `wastesort serve`, e.g. http://127.0.0.1:8000")
+    connect.set_defaults(run=_labelstudio_connect)
+
+    feedback = commands.add_parser("feedback", help="flagged corrections and their review")
+    feedback_commands = feedback.add_subparsers()
+    feedback_commands.add_parser("sync", help="send new flags to Label Studio").set_defaults(
+        run=_feedback_sync)
+    feedback_commands.add_parser("status", help="counts: local, queued, sent, reviewed"
+                                 ).set_defaults(run=_feedback_status)
+    pull = feedback_commands.add_parser("pull", help="fetch reviewed images as a dataset")
+    pull.add_argument("dest", type=Path)
+    pull.set_defaults(run=_feedback_pull)
+
     serve = commands.add_parser("serve", help="run the model as an HTTP service")
     serve.add_argument("--host", help="default: $WASTESORT_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: $WASTESORT_SERVE_PORT or 8000")
@@ -89,6 +108,82 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("target", type=Path, metavar="DIR")
     build.set_defaults(run=_space_build)
     return parser
+
+
+def _labels(settings: Settings) -> list[str]:
+    from .config import DEFAULT_LABELS
+    from .registry import Registry
+
+    try:
+        return Registry(settings.exports_dir).card("champion")["labels"]
+    except LookupError:
+        return list(DEFAULT_LABELS)
+
+
+def _store(settings: Settings):
+    from .feedback import FeedbackStore
+
+    return FeedbackStore(settings.feedback_dir, _labels(settings))
+
+
+def _labelstudio_init(args, settings: Settings) -> int:
+    from . import review
+
+    project = review.init_project(review.client(settings), settings.labelstudio_project,
+                                  _labels(settings))
+    print(f"project {project['id']} ({project['title']}): "
+          f"{settings.labelstudio_url}/projects/{project['id']}")
+    return 0
+
+
+def _labelstudio_connect(args, settings: Settings) -> int:
+    from . import review
+
+    ls = review.client(settings)
+    backend = review.connect_backend(ls, review.project_id(ls, settings), args.model_url)
+    print(f"ML backend {backend['id']} at {args.model_url} connected")
+    return 0
+
+
+def _feedback_sync(args, settings: Settings) -> int:
+    from . import review
+
+    ls = review.client(settings)
+    result = review.sync(_store(settings), ls, review.project_id(ls, settings))
+    print(f"sent {result.sent}, already in Label Studio {result.already_there}, "
+          f"still queued {result.queued}")
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _feedback_status(args, settings: Settings) -> int:
+    from . import review
+
+    store = _store(settings)
+    try:
+        ls = review.client(settings)
+        counts = review.status(store, ls, review.project_id(ls, settings))
+    except review.ReviewError as err:
+        counts = review.status(store, None, None)
+        print(f"(Label Studio: {err})", file=sys.stderr)
+    reviewed = "unknown" if counts["reviewed"] is None else counts["reviewed"]
+    print(f"flags {counts['flags']} on {counts['images']} images: sent {counts['sent']}, "
+          f"queued {counts['queued']}, reviewed {reviewed}")
+    return 0
+
+
+def _feedback_pull(args, settings: Settings) -> int:
+    from . import review
+
+    ls = review.client(settings)
+    result = review.pull(ls, review.project_id(ls, settings), _labels(settings), args.dest)
+    print(f"new {result.written}, relabelled {result.relabelled}, unchanged {result.unchanged}, "
+          f"rejected {len(result.rejected)}")
+    for reason in result.rejected:
+        print(f"  rejected: {reason}", file=sys.stderr)
+    return 0
 
 
 def _serve(args, settings: Settings) -> int:

@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -327,9 +328,61 @@ def create_service(settings: Settings) -> FastAPI:
                           "challenger_labels": [p.label for p in shadowed],
                           "challenger_confidences": [round(p.confidence, 4) for p in shadowed]})
 
+    _add_ml_backend_routes(app, pool, settings)
     if settings.admin_token:
         _add_admin_routes(app, registry, pool, settings.admin_token)
     return app
+
+
+def _add_ml_backend_routes(app: FastAPI, pool: ModelPool, settings: Settings) -> None:
+    """Label Studio's ML backend protocol, so reviewers see the champion's guess.
+
+    Label Studio calls ``/setup`` with its own address and a token, then ``/predict`` with
+    tasks whose ``data.image`` is a path on that server; the images are fetched from there.
+    """
+    studio = {"url": settings.labelstudio_url, "token": settings.labelstudio_token}
+
+    @app.post("/setup", tags=["label studio"])
+    async def setup(request: Request) -> dict:
+        body = await request.json()
+        if body.get("hostname"):
+            studio["url"] = body["hostname"]
+        if body.get("access_token"):
+            studio["token"] = body["access_token"]
+        champion = pool.state.slot("champion")
+        return {"model_version": champion.version if champion else "none"}
+
+    @app.post("/predict", tags=["label studio"])
+    async def predict_tasks(request: Request) -> dict:
+        tasks = (await request.json()).get("tasks", [])
+        champion = pool.state.slot("champion")
+        if champion is None:
+            raise HTTPException(503, "no champion loaded")
+        results = []
+        async with httpx.AsyncClient(base_url=studio["url"], timeout=10,
+                                     headers={"Authorization": f"Token {studio['token']}"}) as http:
+            for task in tasks:
+                try:
+                    url = task["data"]["image"]
+                    image = (await http.get(url)).raise_for_status().content
+                    x = await asyncio.to_thread(decode, [(url, image)],
+                                                champion.predictor.card["preprocessing"])
+                    p = predictions_from(await champion.batcher.run(x),
+                                         champion.predictor.labels, champion.version)[0]
+                except (KeyError, httpx.HTTPError, InputError) as err:
+                    log.warning("cannot pre-annotate task %s: %s", task.get("id"), err)
+                    results.append({"result": [], "score": 0, "model_version": champion.version})
+                    continue
+                results.append({"model_version": p.model_version, "score": p.confidence,
+                                "result": [{"from_name": "label", "to_name": "image",
+                                            "type": "choices", "value": {"choices": [p.label]}}]})
+        return {"results": results}
+
+    @app.post("/webhook", tags=["label studio"])
+    async def webhook(request: Request) -> dict:
+        event = await request.json()
+        log.info("label studio event %s", event.get("action"))
+        return {"status": "ok"}
 
 
 def _add_admin_routes(app: FastAPI, registry: Registry, pool: ModelPool, token: str) -> None:
