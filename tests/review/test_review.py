@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 from tests.conftest import EXAMPLES
 from tests.review.conftest import LABELS, TOKEN
@@ -21,6 +20,14 @@ def flag_photos(store: FeedbackStore, photos, corrected="trash") -> None:
     for i, path in enumerate(photos):
         p = Prediction("glass", 0.6, {l: 0.08 for l in LABELS} | {"glass": 0.6}, "v-test")
         store.add(path.read_bytes(), ".jpg", p, corrected, f"comment {i}", "s")
+
+
+def cli_env(store: FeedbackStore, settings, token: str) -> dict:
+    """The environment for running the `wastesort` CLI against this test's project."""
+    return {**os.environ, "WASTESORT_FEEDBACK_DIR": str(store.root),
+            "WASTESORT_LABELSTUDIO_URL": settings.labelstudio_url,
+            "WASTESORT_LABELSTUDIO_TOKEN": token,
+            "WASTESORT_LABELSTUDIO_PROJECT": settings.labelstudio_project}
 
 
 def annotate(ls, task_id: int, label: str, cancelled: bool = False) -> None:
@@ -62,10 +69,7 @@ def test_two_syncs_at_once_never_duplicate(project, tmp_path):
     ls, settings, pid = project
     store = FeedbackStore(tmp_path / "fb", LABELS)
     flag_photos(store, PHOTOS[:6])
-    env = {**os.environ, "WASTESORT_FEEDBACK_DIR": str(store.root),
-           "WASTESORT_LABELSTUDIO_URL": settings.labelstudio_url,
-           "WASTESORT_LABELSTUDIO_TOKEN": TOKEN,
-           "WASTESORT_LABELSTUDIO_PROJECT": settings.labelstudio_project}
+    env = cli_env(store, settings, TOKEN)
     procs = [subprocess.Popen([sys.executable, "-m", "wastesort", "feedback", "sync"], env=env,
                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
@@ -161,10 +165,7 @@ def test_a_wrong_token_or_a_down_server_is_a_clear_error(project, tmp_path):
     ls, settings, pid = project
     store = FeedbackStore(tmp_path / "fb", LABELS)
     flag_photos(store, PHOTOS[:1])
-    env = {**os.environ, "WASTESORT_FEEDBACK_DIR": str(store.root),
-           "WASTESORT_LABELSTUDIO_URL": settings.labelstudio_url,
-           "WASTESORT_LABELSTUDIO_TOKEN": "wrong-token",
-           "WASTESORT_LABELSTUDIO_PROJECT": settings.labelstudio_project}
+    env = cli_env(store, settings, "wrong-token")
     run = lambda *a, **e: subprocess.run([sys.executable, "-m", "wastesort", *a],  # noqa: E731
                                          env={**env, **e}, capture_output=True, text=True)
     wrong = run("feedback", "sync")
