@@ -24,7 +24,7 @@ $(VENV)/.app-installed: requirements.txt pyproject.toml
 # Training, notebooks and tests: the app's needs plus torch, fastai, papermill, pytest...
 $(VENV)/.dev-installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e ".[train,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,review,dev]"
 	$(BIN)/wastesort weights
 	touch $(VENV)/.app-installed $@
 

@@ -48,51 +48,84 @@ def label_config(labels: list[str]) -> str:
 
 
 class LabelStudioClient:
-    """The few calls we need, with short timeouts and no automatic retries.
+    """The Label Studio SDK, set up for our needs: short timeouts and no automatic retries.
 
-    The SDK retries POSTs by default, which can create a task twice; plain HTTP keeps
-    each call's effect clear. The token is sent, never printed.
+    The SDK retries every call twice by default, POSTs included, which can create a task
+    twice; here each call is made once and its failure becomes a :class:`ReviewError`.
+    Two calls the SDK does not cover (uploading a file without creating a task, fetching an
+    image) use plain HTTP with the same token. The token is sent, never printed.
     """
 
     def __init__(self, url: str, token: str, timeout_s: float = TIMEOUT_S):
+        from label_studio_sdk.client import LabelStudio
+
         if not token:
             raise ReviewError("No Label Studio token: set WASTESORT_LABELSTUDIO_TOKEN.")
         self.url = url.rstrip("/")
+        self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=timeout_s)
         self.http = httpx.Client(base_url=self.url, timeout=timeout_s,
                                  headers={"Authorization": f"Token {token}"})
 
+    def sdk_call(self, method, *args, **kwargs):
+        """One SDK call, made once, with its failure explained."""
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            return method(*args, **kwargs, request_options={"max_retries": 0})
+        except httpx.TransportError as err:
+            raise self._unreachable(err) from err
+        except ApiError as err:
+            raise self._refused(err.status_code, str(err.body)[:200]) from err
+
     def call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """A plain HTTP call, for what the SDK does not cover."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as err:
-            raise ReviewError(f"Label Studio at {self.url} is not reachable ({type(err).__name__}); "
-                              "flags stay queued and the next sync sends them.") from err
-        if response.status_code in (401, 403):
-            raise ReviewError(f"Label Studio at {self.url} refused the token "
-                              f"({response.status_code}); check WASTESORT_LABELSTUDIO_TOKEN.")
+            raise self._unreachable(err) from err
         if response.status_code >= 400:
-            raise ReviewError(f"Label Studio answered {response.status_code} to {method} {path}: "
-                              f"{response.text[:200]}")
+            raise self._refused(response.status_code, response.text[:200])
         return response
 
+    def _unreachable(self, err: Exception) -> ReviewError:
+        return ReviewError(f"Label Studio at {self.url} is not reachable ({type(err).__name__}); "
+                           "flags stay queued and the next sync sends them.")
+
+    def _refused(self, status: int | None, detail: str) -> ReviewError:
+        if status in (401, 403):
+            return ReviewError(f"Label Studio at {self.url} refused the token ({status}); "
+                               "check WASTESORT_LABELSTUDIO_TOKEN.")
+        return ReviewError(f"Label Studio answered {status}: {detail}")
+
     def find_project(self, title: str) -> dict | None:
-        projects = self.call("GET", "/api/projects", params={"title": title, "page_size": 1000}).json()
-        projects = projects.get("results", projects) if isinstance(projects, dict) else projects
-        return next((p for p in projects if p.get("title") == title), None)
+        projects = self.sdk_call(self.sdk.projects.list, title=title, page_size=1000)
+        return next(({"id": p.id, "title": p.title} for p in projects if p.title == title), None)
+
+    def create_project(self, title: str, config: str) -> dict:
+        project = self.sdk_call(self.sdk.projects.create, title=title, label_config=config,
+                                description="Corrections sent by wastesort users, to confirm or fix.")
+        return {"id": project.id, "title": project.title}
 
     def tasks(self, project: int, filters: list[dict]) -> list[dict]:
         query = json.dumps({"filters": {"conjunction": "and", "items": filters}})
-        tasks, page = [], 1
-        while True:
-            response = self.call("GET", "/api/tasks", params={
-                "project": project, "query": query, "page": page, "page_size": 100,
-                "fields": "all"})
-            body = response.json()
-            batch = body.get("tasks", []) if isinstance(body, dict) else body
-            tasks += batch
-            if len(batch) < 100:
-                return tasks
-            page += 1
+        pager = self.sdk_call(self.sdk.tasks.list, project=project, query=query, fields="all",
+                              page_size=100)
+        try:
+            return [task.model_dump(mode="json") for task in pager]
+        except httpx.TransportError as err:  # later pages are fetched while iterating
+            raise self._unreachable(err) from err
+
+    def import_task(self, project: int, task: dict) -> int:
+        created = self.sdk_call(self.sdk.projects.import_tasks, project, request=[task],
+                                return_task_ids=True)
+        return created.task_ids[0]
+
+    def upload(self, project: int, name: str, data: bytes) -> str:
+        """Store a file on the server without creating a task; returns its ``$image`` URL."""
+        upload = self.call("POST", f"/api/projects/{project}/import",
+                           params={"commit_to_project": "false"}, files={"file": (name, data)}).json()
+        stored = self.sdk_call(self.sdk.files.get, upload["file_upload_ids"][0])
+        return f"/data/{stored.file}"
 
 
 def client(settings: Settings) -> LabelStudioClient:
@@ -101,12 +134,7 @@ def client(settings: Settings) -> LabelStudioClient:
 
 def init_project(ls: LabelStudioClient, title: str, labels: list[str]) -> dict:
     """The review project, created with our labelling config unless it exists."""
-    project = ls.find_project(title)
-    if project is None:
-        project = ls.call("POST", "/api/projects", json={
-            "title": title, "label_config": label_config(labels),
-            "description": "Corrections sent by wastesort users, to confirm or fix."}).json()
-    return project
+    return ls.find_project(title) or ls.create_project(title, label_config(labels))
 
 
 def project_id(ls: LabelStudioClient, settings: Settings) -> int:
@@ -191,11 +219,7 @@ def _create_task(store: FeedbackStore, ls: LabelStudioClient, project: int,
                  flags: list[Flag]) -> int:
     latest = flags[-1]
     image = (store.root / latest.image_path).read_bytes()
-    upload = ls.call("POST", f"/api/projects/{project}/import",
-                     params={"commit_to_project": "false"},
-                     files={"file": (Path(latest.image_path).name, image)}).json()
-    file_path = ls.call("GET", f"/api/import/file-upload/{upload['file_upload_ids'][0]}").json()["file"]
-    data = {"image": f"/data/{file_path}", "sha256": latest.image_sha256,
+    data = {"image": ls.upload(project, Path(latest.image_path).name, image), "sha256": latest.image_sha256,
             "suggested_label": latest.corrected_label, "comment": latest.comment or "-",
             "flag_ids": [f.id for f in flags], "predicted_label": latest.predicted_label,
             "model_version": latest.model_version, "flagged_at": latest.time}
@@ -203,9 +227,7 @@ def _create_task(store: FeedbackStore, ls: LabelStudioClient, project: int,
     if latest.predicted_label:
         task["predictions"].insert(0, _choice(latest.predicted_label, latest.model_version,
                                               max(latest.probabilities.values())))
-    created = ls.call("POST", f"/api/projects/{project}/import",
-                      params={"return_task_ids": "true"}, json=[task]).json()
-    return created["task_ids"][0]
+    return ls.import_task(project, task)
 
 
 def _choice(label: str, model_version: str | None, score: float) -> dict:
@@ -318,10 +340,9 @@ def pull(ls: LabelStudioClient, project: int, labels: list[str], dest: Path) -> 
 
 def connect_backend(ls: LabelStudioClient, project: int, model_url: str) -> dict:
     """Register ``wastesort serve`` as the project's ML backend (once per URL)."""
-    backends = ls.call("GET", "/api/ml", params={"project": project}).json()
-    for backend in backends:
-        if backend.get("url", "").rstrip("/") == model_url.rstrip("/"):
-            return backend
-    return ls.call("POST", "/api/ml", json={"project": project, "url": model_url,
-                                            "title": "wastesort champion",
-                                            "is_interactive": False}).json()
+    for backend in ls.sdk_call(ls.sdk.ml.list, project=project):
+        if backend.url.rstrip("/") == model_url.rstrip("/"):
+            return {"id": backend.id, "url": backend.url}
+    backend = ls.sdk_call(ls.sdk.ml.create, project=project, url=model_url,
+                          title="wastesort champion", is_interactive=False)
+    return {"id": backend.id, "url": backend.url}
