@@ -126,8 +126,7 @@ class AliasPredictor:
         self.registry, self.alias, self.runtime = registry, alias, runtime
         self._lock = threading.Lock()
         self._current = load_predictor(registry, alias, runtime)
-        self._failed = ""
-        self.load_error = ""
+        self._failed = ""  # a version that would not load; not retried on every request
 
     @property
     def version(self) -> str:
@@ -144,11 +143,9 @@ class AliasPredictor:
                 if wanted not in (self._current.version, self._failed):
                     try:
                         self._current = load_predictor(self.registry, wanted, self.runtime)
-                        self.load_error = ""
                     except Exception as err:  # keep serving the model we have
                         self._failed = wanted
-                        self.load_error = f"could not load {wanted}: {err}"
-                        log.error(self.load_error)
+                        log.error("could not load %s: %s", wanted, err)
         return self._current
 
     def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
