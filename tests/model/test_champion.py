@@ -8,7 +8,7 @@ from tests.conftest import EXAMPLES, TRASHNET, real_images
 from wastesort.config import REPO_ROOT
 from wastesort.evaluate import evaluate_dir, evaluate_items
 from wastesort.data import scan
-from wastesort.predict import FastaiPredictor, OnnxPredictor
+from wastesort.predict import AliasPredictor, FastaiPredictor, OnnxPredictor
 from wastesort.registry import Registry
 
 REGISTRY = Registry(REPO_ROOT / "exports")
@@ -52,3 +52,11 @@ def test_onnx_and_fastai_agree_on_real_photos():
 def test_aliases_file_is_valid_json_with_a_champion_history():
     stacks = json.loads((REPO_ROOT / "exports" / "aliases.json").read_text())
     assert stacks["champion"] and all((REPO_ROOT / "exports" / v).is_dir() for v in stacks["champion"])
+
+
+def test_the_fastai_runtime_setting_gives_the_same_top1():
+    photos = [path for path, _ in real_images(per_class=3)]
+    onnx = AliasPredictor(REGISTRY, "champion", runtime="onnx").predict(photos)
+    fastai = AliasPredictor(REGISTRY, "champion", runtime="fastai").predict(photos)
+    assert [p.label for p in onnx] == [p.label for p in fastai]
+    assert {p.model_version for p in fastai} == {REGISTRY.resolve("champion")}
