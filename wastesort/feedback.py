@@ -14,7 +14,6 @@ store is what the Label Studio sync reads.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import uuid
@@ -24,6 +23,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from .images import load_rgb, sha256_bytes
+from .jsonl import append_jsonl, read_jsonl
 from .predict import Prediction
 from .registry import fsync_dir, now_utc
 
@@ -71,15 +71,7 @@ class FeedbackStore:
         return flag
 
     def flags(self) -> list[Flag]:
-        if not self.flags_file.exists():
-            return []
-        out = []
-        for line in self.flags_file.read_text().splitlines():
-            try:
-                out.append(Flag(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError):
-                continue  # a line torn by a crash mid-write was never acknowledged
-        return out
+        return [Flag(**entry) for entry in read_jsonl(self.flags_file)]
 
     def _store_image(self, image: bytes, sha: str, suffix: str) -> Path:
         self.images.mkdir(parents=True, exist_ok=True)
@@ -99,11 +91,5 @@ class FeedbackStore:
         return path
 
     def _append(self, flag: Flag) -> None:
-        line = (json.dumps(asdict(flag), ensure_ascii=False) + "\n").encode()
         with FileLock(str(self.root / ".flags.lock"), timeout=30):
-            fd = os.open(self.flags_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_jsonl(self.flags_file, asdict(flag))

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from .jsonl import append_jsonl, read_jsonl
+
 ALIASES = ("champion", "challenger")
 ROLLOUT_MODES = ("off", "canary", "shadow", "ab")  # how the challenger gets traffic
 CARD = "card.json"
@@ -112,16 +114,7 @@ class Registry:
         return version
 
     def log(self) -> list[dict]:
-        path = self.root / "registry.log"
-        if not path.exists():
-            return []
-        entries = []
-        for line in path.read_text().splitlines():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line torn by a crash mid-append; aliases.json is the truth
-        return entries
+        return read_jsonl(self.root / "registry.log")  # aliases.json is the truth, this the story
 
     # -- writing ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -216,11 +209,7 @@ class Registry:
         self._log({"action": action, "alias": alias, "from": old, "to": new, "reason": reason})
 
     def _log(self, entry: dict) -> None:
-        entry = {"time": now_utc(), **entry, "user": _user()}
-        with open(self.root / "registry.log", "a") as log:
-            log.write(json.dumps(entry) + "\n")
-            log.flush()
-            os.fsync(log.fileno())
+        append_jsonl(self.root / "registry.log", {"time": now_utc(), **entry, "user": _user()})
 
 
 def _user() -> str:

@@ -14,7 +14,6 @@ every flag queued for the next sync.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from filelock import FileLock
 from .config import Settings
 from .feedback import FeedbackStore, Flag
 from .images import sha256_bytes
+from .jsonl import append_jsonl, read_jsonl
 from .registry import now_utc
 
 TIMEOUT_S = 10
@@ -157,27 +157,11 @@ class SyncResult:
 
 def synced_hashes(store: FeedbackStore) -> dict[str, int]:
     """Image hash -> Label Studio task id, for images already sent."""
-    path = store.root / "sync.jsonl"
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        out[entry["sha256"]] = entry["task_id"]
-    return out
+    return {e["sha256"]: e["task_id"] for e in read_jsonl(store.root / "sync.jsonl")}
 
 
 def _mark_synced(store: FeedbackStore, sha: str, task_id: int) -> None:
-    line = json.dumps({"sha256": sha, "task_id": task_id, "time": now_utc()}) + "\n"
-    fd = os.open(store.root / "sync.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_jsonl(store.root / "sync.jsonl", {"sha256": sha, "task_id": task_id, "time": now_utc()})
 
 
 def pending(store: FeedbackStore) -> dict[str, list[Flag]]:
@@ -265,17 +249,7 @@ class PullResult:
 
 def read_manifest(dest: Path) -> dict[str, dict]:
     """Image hash -> its latest manifest entry."""
-    path = Path(dest) / "manifest.jsonl"
-    if not path.exists():
-        return {}
-    entries = {}
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        entries[entry["sha256"]] = entry
-    return entries
+    return {e["sha256"]: e for e in read_jsonl(Path(dest) / "manifest.jsonl")}
 
 
 def reviewed_label(task: dict) -> tuple[str, int] | None:
@@ -330,8 +304,7 @@ def pull(ls: LabelStudioClient, project: int, labels: list[str], dest: Path) -> 
                  "predicted_label": data.get("predicted_label"),
                  "model_version": data.get("model_version"),
                  "suggested_label": data.get("suggested_label"), "pulled_at": now_utc()}
-        with open(dest / "manifest.jsonl", "a") as manifest:
-            manifest.write(json.dumps(entry) + "\n")
+        append_jsonl(dest / "manifest.jsonl", entry)
         known[sha] = entry
     return result
 

@@ -22,14 +22,19 @@ def files(*paths):
     return [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
 
 
+def second_version(service, suffix: str) -> str:
+    """Another registered version with the champion's files (made once per service)."""
+    registry = Registry(service.exports)
+    version = registry.resolve("champion") + suffix
+    if version not in registry.versions():
+        clone_version(service.exports, registry.resolve("champion"), version)
+    return version
+
+
 @pytest.fixture
 def challenger(service):
     """A challenger version for a test; rollout and aliases are put back afterwards."""
-    registry = Registry(service.exports)
-    champion = registry.resolve("champion")
-    version = champion + "-challenger"
-    if version not in registry.versions():
-        clone_version(service.exports, champion, version)
+    version = second_version(service, "-challenger")
     assert service.admin("/v1/admin/promote", version=version, alias="challenger").status_code == 200
     yield version
     assert service.admin("/v1/admin/rollout", mode="off").status_code == 200
@@ -158,9 +163,7 @@ def test_shadow_answers_are_logged_never_returned(service, challenger):
 def test_swapping_the_champion_20_times_under_load_fails_no_request(service):
     registry = Registry(service.exports)
     first = registry.resolve("champion")
-    second = first + "-swap"
-    if second not in registry.versions():
-        clone_version(service.exports, first, second)
+    second = second_version(service, "-swap")
     failures, versions, stop = [], Counter(), threading.Event()
 
     def load():
