@@ -67,7 +67,11 @@ def score_items(predictor: Predictor, items: list[Item], batch_size: int = 32) -
 def evaluate_items(predictor: Predictor, items: list[Item]) -> dict:
     """Metrics of ``predictor`` on ``items``, plus the model version and the time taken."""
     start = time.perf_counter()
-    scored = score_items(predictor, items)
+    return metrics_of(score_items(predictor, items), predictor, start)
+
+
+def metrics_of(scored: list[Scored], predictor: Predictor, start: float) -> dict:
+    """:func:`classification_metrics` of scored items, with the version and seconds since ``start``."""
     result = classification_metrics([s.item.label for s in scored],
                                     [s.prediction.label for s in scored], predictor.labels)
     result["model_version"] = predictor.version

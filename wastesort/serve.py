@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from .config import Settings
 from .images import ImageError, load_rgb
 from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Metrics
+from .monitor import TrafficLog
 from .predict import OnnxPredictor, predictions_from
 from .preprocess import to_input
 from .registry import ALIASES, Registry, RegistryError, now_utc
@@ -239,6 +240,7 @@ def create_service(settings: Settings) -> FastAPI:
     metrics = _metrics()
     pool = ModelPool(registry, settings, metrics)
     shadow_log = ShadowLog(settings.log_dir / "shadow.jsonl")
+    traffic = TrafficLog(settings.log_dir, "service")
 
     async def follow_registry() -> None:
         while True:
@@ -304,6 +306,7 @@ def create_service(settings: Settings) -> FastAPI:
         for p in predictions:
             metrics.inc("predictions_total", label=p.label, model_version=p.model_version)
             metrics.observe("confidence", p.confidence, model_version=p.model_version)
+        traffic.record(predictions)
         if shadow is not None:
             asyncio.create_task(score_shadow(shadow, images, predictions, request_id))
         metrics.inc("requests_total", status="200")

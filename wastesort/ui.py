@@ -19,6 +19,7 @@ from .client import ServicePredictor, ServiceUnavailable  # noqa: E402
 from .config import REPO_ROOT, Settings  # noqa: E402
 from .feedback import FeedbackStore  # noqa: E402
 from .images import ImageError, sha256_bytes  # noqa: E402
+from .monitor import TrafficLog  # noqa: E402
 from .predict import AliasPredictor, Prediction, Predictor  # noqa: E402
 from .registry import Registry  # noqa: E402
 
@@ -56,6 +57,8 @@ def create_app(settings: Settings, predictor: Predictor | None = None,
                store: FeedbackStore | None = None) -> gr.Blocks:
     predictor = predictor or _predictor(settings)
     store = store or FeedbackStore(settings.feedback_dir, predictor.labels)
+    # With a model service, the service keeps the traffic statistics; embedded, we do.
+    traffic = None if settings.model_url else TrafficLog(settings.log_dir, "app")
 
     def predict(image_path: str | None, request: gr.Request):
         if not image_path:
@@ -64,6 +67,8 @@ def create_app(settings: Settings, predictor: Predictor | None = None,
             prediction = predictor.predict([Path(image_path)])[0]
         except (ImageError, ServiceUnavailable) as err:
             return None, model_text(), f"⚠️ {err}", None
+        if traffic:
+            traffic.record([prediction])
         state = {"sha256": sha256_bytes(Path(image_path).read_bytes()),
                  "prediction": prediction.to_dict()}
         return prediction.probabilities, model_text(prediction.model_version), "", state

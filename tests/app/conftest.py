@@ -54,6 +54,7 @@ class RunningApp:
                  exports: Path | None = None, **env: str):
         self.exports = exports or copy_champion(root / "exports")
         self.feedback = root / "feedback"
+        self.logs = root / "logs"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(root / "app.log", "w")
@@ -61,7 +62,8 @@ class RunningApp:
             [python, "app.py"], cwd=app_dir, stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "WASTESORT_PORT": str(self.port),
                  "WASTESORT_EXPORTS_DIR": str(self.exports),
-                 "WASTESORT_FEEDBACK_DIR": str(self.feedback), **env})
+                 "WASTESORT_FEEDBACK_DIR": str(self.feedback),
+                 "WASTESORT_LOG_DIR": str(self.logs), **env})
         self.startup_seconds = wait_for_http(self.url, self.proc)
 
     def client(self):

@@ -1,6 +1,7 @@
 """The app through its API, as gradio_client users (and the browser) reach it."""
 
 import io
+import json
 
 import pytest
 from gradio_client import handle_file
@@ -30,6 +31,10 @@ def test_predicts_the_examples_like_the_embedded_model(app):
         assert set(confidences) == set(want.probabilities)
         assert confidences[want.label] == pytest.approx(want.confidence, abs=1e-6)
         assert registry.resolve("champion") in model and status == ""
+    counted = [json.loads(line) for path in (app.logs / "traffic").glob("*.jsonl")
+               for line in path.read_text().splitlines()]
+    assert [(c["label"], c["source"]) for c in counted[:len(expected)]] == [
+        (e.label, "app") for e in expected]  # the drift monitor's traffic statistics
 
 
 def test_a_flag_is_stored_with_the_prediction_and_the_image(app):

@@ -1,5 +1,7 @@
 """The app switched to the model service by one setting: same answers; a clear message when it is down."""
 
+import json
+
 from gradio_client import handle_file
 
 from tests.app.conftest import RunningApp
@@ -10,6 +12,11 @@ from wastesort.predict import OnnxPredictor
 from wastesort.registry import Registry
 
 PHOTOS = sorted(EXAMPLES.glob("*/*.jpg"))
+
+
+def traffic_lines(log_dir) -> list[dict]:
+    return [json.loads(line) for path in sorted((log_dir / "traffic").glob("*.jsonl"))
+            for line in path.read_text().splitlines()]
 
 
 def test_app_uses_the_service_and_survives_its_death(tmp_path):
@@ -23,6 +30,9 @@ def test_app_uses_the_service_and_survives_its_death(tmp_path):
         for path, want in zip(PHOTOS, expected):
             label, model, status = client.predict(handle_file(str(path)), api_name="/predict")
             assert status == "" and label["label"] == want.label and want.model_version in model
+        # The service keeps the traffic statistics; the app does not count them twice.
+        assert len(traffic_lines(service.logs)) == len(PHOTOS)
+        assert traffic_lines(app.logs) == []
 
         service.stop()
         label, _, status = client.predict(handle_file(str(PHOTOS[5])), api_name="/predict")

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import EXAMPLES, clone_version, jpeg_bytes, photo
-from tests.service.conftest import TOKEN, RunningService
+from tests.service.conftest import RunningService
+from tests.service.test_app_with_service import traffic_lines
 from wastesort.predict import OnnxPredictor
 from wastesort.registry import Registry
 
@@ -63,6 +64,14 @@ def test_predicts_one_and_several_images_like_the_embedded_model(service):
         assert got["confidence"] == pytest.approx(want.confidence, abs=1e-5)
         assert got["model_version"] == registry.resolve("champion")
         assert set(got["probabilities"]) == set(want.probabilities)
+
+
+def test_each_served_prediction_is_counted_for_drift_monitoring(service):
+    before = traffic_lines(service.logs)
+    answer = service.http.post("/v1/predict", files=files(*PHOTOS[:3])).json()["predictions"]
+    added = traffic_lines(service.logs)[len(before):]
+    assert [(e["label"], e["source"]) for e in added] == [(a["label"], "service") for a in answer]
+    assert all(e["model_version"] == answer[0]["model_version"] for e in added)
 
 
 def test_json_base64_works_too(service):
