@@ -97,6 +97,25 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("dest", type=Path)
     pull.set_defaults(run=_feedback_pull)
 
+    retrain = commands.add_parser("retrain", help="run notebooks/retrain.ipynb on new reviewed "
+                                  "feedback; the gate decides what the candidate becomes")
+    retrain.add_argument("--min-new", type=int, help="do nothing unless this many reviewed images "
+                         "are new since the last retrain (default: $WASTESORT_RETRAIN_MIN_NEW, 50)")
+    retrain.add_argument("--on-drift", action="store_true",
+                         help="also retrain when `wastesort monitor` sees drift")
+    retrain.add_argument("--no-pull", action="store_true", help="use the reviewed folder as it is "
+                         "(default: pull from Label Studio when a token is set)")
+    retrain.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                         help="notebook parameter, e.g. -p epochs=3 -p on_pass=canary")
+    retrain.set_defaults(run=_retrain)
+
+    monitor = commands.add_parser("monitor", help="compare recent traffic with the champion's "
+                                  "validation data: has it drifted?")
+    monitor.add_argument("--days", type=int, default=7, help="how many recent days (default 7)")
+    monitor.add_argument("--json", action="store_true", help="print one JSON object")
+    monitor.add_argument("--exit-code", action="store_true", help="exit 3 when drifted")
+    monitor.set_defaults(run=_monitor)
+
     serve = commands.add_parser("serve", help="run the model as an HTTP service")
     serve.add_argument("--host", help="default: $WASTESORT_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: $WASTESORT_SERVE_PORT or 8000")
@@ -184,6 +203,49 @@ def _feedback_pull(args, settings: Settings) -> int:
     for reason in result.rejected:
         print(f"  rejected: {reason}", file=sys.stderr)
     return 0
+
+
+def _retrain(args, settings: Settings) -> int:
+    from . import retrain
+
+    params = dict(parse_param(p) for p in args.param)
+    min_new = settings.retrain_min_new if args.min_new is None else args.min_new
+    pull = bool(settings.labelstudio_token) and not args.no_pull
+    try:
+        result = retrain.run(settings, params, min_new, pull=pull, on_drift=args.on_drift)
+    except retrain.RetrainBusy as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again later
+    except Exception as err:
+        if not hasattr(err, "cell_index"):
+            raise  # ReviewError, DataError...: main() prints them as sentences
+        print(f"error: retraining failed in notebook cell {err.cell_index}: {err.ename}: "
+              f"{err.evalue}\nThe champion is unchanged. The executed notebook is in "
+              f"{settings.exports_dir / '.runs'}.", file=sys.stderr)
+        return 1
+    print(result.message)
+    return 0
+
+
+def _monitor(args, settings: Settings) -> int:
+    from .monitor import check
+    from .registry import Registry
+
+    report = check(settings.log_dir, Registry(settings.exports_dir).card("champion"), args.days)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(f"champion {report.model_version}: {report.n} predictions in the last {args.days} days")
+        print(f"  {'day':<12}{'n':>7}{'unsure':>8}  predicted class mix")
+        for day, row in report.days.items():
+            mix = " ".join(f"{k} {v:.0%}" for k, v in row["predicted_share"].items())
+            print(f"  {day:<12}{row['n']:>7}{row['low_confidence_share']:>8.1%}  {mix}")
+        if report.psi is not None:
+            print(f"  class mix PSI {report.psi:.3f}; low-confidence share "
+                  f"{report.low_confidence_share:.1%} (validation: "
+                  f"{report.reference_low_confidence_share:.1%})")
+        print(("DRIFT: " if report.drifted else "no drift: ") + "; ".join(report.reasons or ["within limits"]))
+    return 3 if report.drifted and args.exit_code else 0
 
 
 def _serve(args, settings: Settings) -> int:

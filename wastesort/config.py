@@ -55,6 +55,17 @@ class Settings:
     labelstudio_token: str = ""  # never printed or logged
     labelstudio_project: str = "wastesort review"
 
+    # Retraining from reviewed feedback (wastesort retrain).
+    retrain_min_new: int = 50  # new reviewed images needed before a retrain runs
+    retrain_tolerance: float = 0.01  # base accuracy a candidate may lose and still pass
+    retrain_on_pass: str = "challenger"  # or "champion" (promote) or "canary"
+    canary_percent: float = 10.0
+
+    @property
+    def reviewed_dir(self) -> Path:
+        """Reviewed images, folder per class: `feedback pull` writes here, retraining reads."""
+        return self.feedback_dir / "reviewed"
+
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
         """Build settings from the environment; explicit overrides win."""

@@ -8,6 +8,7 @@ everything needed to use and judge the model without opening either file.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -15,11 +16,13 @@ from torch import nn
 
 from . import __version__
 from .data import DataReport, Item
-from .evaluate import evaluate_items
+from .evaluate import metrics_of, score_items
+from .monitor import reference
 from .predict import OnnxPredictor
 from .preprocess import preprocessing_spec
 from .registry import CARD, FILES, Registry, new_version_id, now_utc
 from .train import Recipe, normalization
+
 
 def export_onnx(model: nn.Module, path: Path, size: int) -> None:
     """Model plus softmax, one batch axis left dynamic, weights inside the one file."""
@@ -32,8 +35,11 @@ def export_onnx(model: nn.Module, path: Path, size: int) -> None:
 
 def register(learn, registry: Registry, recipe: Recipe, report: DataReport,
              valid_items: list[Item], version_id: str | None = None,
-             parent: str | None = None) -> str:
+             parent: str | None = None, data: dict | None = None) -> str:
     """Export ``learn`` as a new version of ``registry``; returns its id.
+
+    ``data`` adds to (or overrides) what the card says about the training data, e.g. the
+    reviewed feedback a retrained model learned from.
 
     The card's metrics are measured on ``valid_items`` through the exported ONNX file, so
     they are the numbers users get, not the training loop's.
@@ -64,11 +70,18 @@ def register(learn, registry: Registry, recipe: Recipe, report: DataReport,
                 "excluded": {"conflicts": sum(len(g) for g in report.conflicts()),
                              "unreadable": len(report.unreadable),
                              "tiny": len(report.tiny), "animated": len(report.animated)},
+                **(data or {}),
             },
             "files": {"fastai": FILES["fastai"], "onnx": FILES["onnx"]},
             "notebook": None,
         }
         (folder / CARD).write_text(json.dumps(card, indent=2))
-        card["metrics"] = evaluate_items(OnnxPredictor(folder), valid_items)
+        start = time.perf_counter()
+        predictor = OnnxPredictor(folder)
+        scored = score_items(predictor, valid_items)
+        card["metrics"] = metrics_of(scored, predictor, start)
+        # What traffic should look like if the world matches the validation data (drift).
+        card["reference"] = reference(labels, [(s.prediction.label, s.prediction.confidence)
+                                               for s in scored])
         (folder / CARD).write_text(json.dumps(card, indent=2))
     return version

@@ -140,14 +140,18 @@ class Registry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def attach_notebook(self, version: str, notebook: Path, seconds: float) -> None:
+    def attach_notebook(self, version: str, notebook: Path, seconds: float,
+                        name: str = FILES["notebook"]) -> None:
         """Keep the executed notebook that produced ``version`` beside it, as provenance."""
-        folder = self.path(version)
-        shutil.copyfile(notebook, folder / FILES["notebook"])
+        shutil.copyfile(notebook, self.path(version) / name)
         card = self.card(version)
-        card["notebook"] = FILES["notebook"]
+        card["notebook"] = name
         card["training_seconds"] = round(seconds, 1)
-        write_atomic(folder / CARD, json.dumps(card, indent=2))
+        self.write_card(version, card)
+
+    def write_card(self, version: str, card: dict) -> None:
+        """Add to a version's card (its model files never change once registered)."""
+        write_atomic(self.path(version) / CARD, json.dumps(card, indent=2))
 
     def promote(self, name: str, alias: str = "champion", reason: str = "") -> str:
         """Point ``alias`` at a version; the previous target stays in its history."""

@@ -33,7 +33,8 @@ def build_space(target: Path, registry: Registry) -> str:
     champion = registry.resolve("champion")
     model_dir = target / "exports" / champion
     model_dir.mkdir(parents=True)
-    for name in (CARD, FILES["onnx"], FILES["notebook"]):
+    notebook = registry.card(champion).get("notebook") or FILES["notebook"]
+    for name in (CARD, FILES["onnx"], notebook):
         if (registry.path(champion) / name).exists():
             shutil.copy2(registry.path(champion) / name, model_dir / name)
     (target / "exports" / "aliases.json").write_text(json.dumps({"champion": [champion]}, indent=2))

@@ -116,8 +116,39 @@ def learner(dls, recipe: Recipe, weights_dir: Path) -> Learner:
     return learn
 
 
+def learner_from(version_dir: Path, dls, recipe: Recipe) -> Learner:
+    """A registered version's learner on new data, to train further (retraining).
+
+    Starting from the champion keeps what it knows; a few epochs at a low learning rate
+    then teach it the corrections without forgetting the base data.
+    """
+    from fastai.learner import load_learner
+
+    learn = load_learner(Path(version_dir) / "model.pkl")  # only ever our own files
+    if [str(v) for v in learn.dls.vocab] != [str(v) for v in dls.vocab]:
+        raise ValueError(f"The new data has classes {list(dls.vocab)}, the model "
+                         f"{list(learn.dls.vocab)}; train from the backbone instead.")
+    dls.add_tfms([_normalize_tfm(learn.dls)], "after_batch")  # as vision_learner did
+    learn.dls = dls
+    learn.model_dir = Path(tempfile.gettempdir()) / "wastesort-models"
+    if recipe.bf16:
+        learn.add_cb(BFloat16Autocast())
+    return learn
+
+
 def fit(learn: Learner, recipe: Recipe) -> Learner:
     learn.fine_tune(recipe.epochs, base_lr=recipe.lr, freeze_epochs=recipe.freeze_epochs)
+    return _for_export(learn)
+
+
+def fit_further(learn: Learner, recipe: Recipe) -> Learner:
+    """Train every layer of an already fine-tuned model: one cycle, lower rates early on."""
+    learn.unfreeze()
+    learn.fit_one_cycle(recipe.epochs, slice(recipe.lr / 10, recipe.lr))
+    return _for_export(learn)
+
+
+def _for_export(learn: Learner) -> Learner:
     learn.remove_cb(BFloat16Autocast)  # predictions and exports run in plain float32
     learn.model.to(memory_format=torch.contiguous_format)
     return learn
@@ -125,7 +156,12 @@ def fit(learn: Learner, recipe: Recipe) -> Learner:
 
 def normalization(learn: Learner) -> tuple[list[float], list[float]]:
     """The mean and std fastai added for the backbone, as the card must record them."""
-    for tfm in learn.dls.after_batch:
+    tfm = _normalize_tfm(learn.dls)
+    return tfm.mean.flatten().tolist(), tfm.std.flatten().tolist()
+
+
+def _normalize_tfm(dls):
+    for tfm in dls.after_batch:
         if type(tfm).__name__ == "Normalize":
-            return tfm.mean.flatten().tolist(), tfm.std.flatten().tolist()
+            return tfm
     raise ValueError("the learner has no Normalize transform")

@@ -1,7 +1,6 @@
 """The training notebook as a job: tiny parameters, a real fastai fit, a real export."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
