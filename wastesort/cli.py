@@ -244,7 +244,8 @@ def _monitor(args, settings: Settings) -> int:
             print(f"  class mix PSI {report.psi:.3f}; low-confidence share "
                   f"{report.low_confidence_share:.1%} (validation: "
                   f"{report.reference_low_confidence_share:.1%})")
-        print(("DRIFT: " if report.drifted else "no drift: ") + "; ".join(report.reasons or ["within limits"]))
+        verdict = "DRIFT: " if report.drifted else "no drift: "
+        print(verdict + "; ".join(report.reasons or ["within limits"]))
     return 3 if report.drifted and args.exit_code else 0
 
 

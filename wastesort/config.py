@@ -50,6 +50,7 @@ class Settings:
     max_batch_size: int = 16
     max_wait_ms: float = 0.0  # extra wait to fill a batch; 0 batches what is already queued
     log_dir: Path = REPO_ROOT / "logs"  # shadow comparisons, traffic statistics
+    traffic_keep_days: int = 90  # days of traffic statistics kept for `wastesort monitor`
     # Human review in Label Studio.
     labelstudio_url: str = "http://127.0.0.1:8080"
     labelstudio_token: str = ""  # never printed or logged

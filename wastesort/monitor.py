@@ -35,15 +35,21 @@ class TrafficLog:
 
     A statistics log, not a store: lines are appended without fsync (a crash may lose the
     last few, which changes no verdict), in one ``O_APPEND`` write each, so the app and the
-    service can share a folder.
+    service can share a folder. On the first write of each day, files older than
+    ``keep_days`` are deleted, so the folder never grows without bound.
     """
 
-    def __init__(self, log_dir: Path, source: str):
+    def __init__(self, log_dir: Path, source: str, keep_days: int = 90):
         self.folder = Path(log_dir) / "traffic"
         self.source = source
+        self.keep_days = keep_days
+        self._day: date | None = None
 
     def record(self, predictions) -> None:
         now = datetime.now(timezone.utc)
+        if now.date() != self._day:
+            self._day = now.date()
+            self.prune(self._day)
         lines = "".join(json.dumps({"time": now.isoformat(timespec="seconds"), "label": p.label,
                                     "confidence": round(p.confidence, 4),
                                     "model_version": p.model_version, "source": self.source}) + "\n"
@@ -58,6 +64,13 @@ class TrafficLog:
                 os.close(fd)
         except OSError:
             pass  # a full or read-only disk must never fail a prediction
+
+
+    def prune(self, today: date) -> None:
+        oldest = (today - timedelta(days=self.keep_days)).isoformat()
+        for path in self.folder.glob("*.jsonl"):
+            if path.stem < oldest:  # ISO dates sort as text
+                path.unlink(missing_ok=True)
 
 
 @dataclass

@@ -240,7 +240,7 @@ def create_service(settings: Settings) -> FastAPI:
     metrics = _metrics()
     pool = ModelPool(registry, settings, metrics)
     shadow_log = ShadowLog(settings.log_dir / "shadow.jsonl")
-    traffic = TrafficLog(settings.log_dir, "service")
+    traffic = TrafficLog(settings.log_dir, "service", settings.traffic_keep_days)
 
     async def follow_registry() -> None:
         while True:

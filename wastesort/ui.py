@@ -58,7 +58,8 @@ def create_app(settings: Settings, predictor: Predictor | None = None,
     predictor = predictor or _predictor(settings)
     store = store or FeedbackStore(settings.feedback_dir, predictor.labels)
     # With a model service, the service keeps the traffic statistics; embedded, we do.
-    traffic = None if settings.model_url else TrafficLog(settings.log_dir, "app")
+    traffic = (None if settings.model_url
+               else TrafficLog(settings.log_dir, "app", settings.traffic_keep_days))
 
     def predict(image_path: str | None, request: gr.Request):
         if not image_path:

@@ -41,6 +41,17 @@ def test_each_prediction_becomes_one_line_of_the_days_file(tmp_path):
     assert stats.n == 2 and stats.low_confidence == 1
 
 
+def test_days_older_than_the_retention_are_deleted(tmp_path):
+    folder = tmp_path / "traffic"
+    folder.mkdir()
+    today = datetime.now(timezone.utc).date()
+    kept, dropped = (date.fromordinal(today.toordinal() - n).isoformat() for n in (3, 40))
+    for day in (kept, dropped):
+        (folder / f"{day}.jsonl").write_text('{"label": "glass", "confidence": 0.9}\n')
+    monitor.TrafficLog(tmp_path, "test", keep_days=30).record([Prediction("metal", 0.8, {}, "v1")])
+    assert sorted(p.stem for p in folder.glob("*.jsonl")) == [kept, today.isoformat()]
+
+
 def test_psi_is_zero_for_the_same_mix_and_grows_with_the_shift():
     even = {l: 1 / 6 for l in LABELS}
     assert monitor.psi(even, even) == pytest.approx(0)
