@@ -26,7 +26,7 @@ from .train import Recipe, normalization
 
 def export_onnx(model: nn.Module, path: Path, size: int) -> None:
     """Model plus softmax, one batch axis left dynamic, weights inside the one file."""
-    wrapped = nn.Sequential(model.eval(), nn.Softmax(dim=1)).float()
+    wrapped = nn.Sequential(model, nn.Softmax(dim=1)).eval().float()
     example = torch.zeros(2, 3, size, size)
     torch.onnx.export(wrapped, (example,), str(path), dynamo=True, opset_version=18,
                       input_names=["x"], output_names=["probs"],
