@@ -217,12 +217,7 @@ def _retrain(args, settings: Settings) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later
     except Exception as err:
-        if not hasattr(err, "cell_index"):
-            raise  # ReviewError, DataError...: main() prints them as sentences
-        print(f"error: retraining failed in notebook cell {err.cell_index}: {err.ename}: "
-              f"{err.evalue}\nThe champion is unchanged. The executed notebook is in "
-              f"{settings.exports_dir / '.runs'}.", file=sys.stderr)
-        return 1
+        return _notebook_failed(err, "retraining", settings, "The champion is unchanged. ")
     print(result.message)
     return 0
 
@@ -290,18 +285,26 @@ def _train(args, settings: Settings) -> int:
         settings = Settings.from_env(exports_dir=settings.exports_dir, data_dir=args.data)
     try:
         version = train(settings, params)
-    except Exception as err:  # papermill's PapermillExecutionError: show the cell, not a trace
-        if not hasattr(err, "cell_index"):
-            raise
-        print(f"error: training failed in notebook cell {err.cell_index}: {err.ename}: "
-              f"{err.evalue}\n(the executed notebook is in {settings.exports_dir / '.runs'})",
-              file=sys.stderr)
-        return 1
+    except Exception as err:
+        return _notebook_failed(err, "training", settings)
     print(f"registered {version} in {settings.exports_dir}")
     if args.promote:
         Registry(settings.exports_dir).promote(version, reason="wastesort train --promote")
         print(f"{version} is now champion")
     return 0
+
+
+def _notebook_failed(err: Exception, job: str, settings: Settings, consequence: str = "") -> int:
+    """Papermill's PapermillExecutionError as one sentence: the cell, not a trace.
+
+    Anything else (ReviewError, DataError...) goes on to main(), which prints it.
+    """
+    if not hasattr(err, "cell_index"):
+        raise err
+    print(f"error: {job} failed in notebook cell {err.cell_index}: {err.ename}: {err.evalue}\n"
+          f"{consequence}The executed notebook is in {settings.exports_dir / '.runs'}.",
+          file=sys.stderr)
+    return 1
 
 
 def parse_param(text: str) -> tuple[str, object]:

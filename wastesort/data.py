@@ -251,3 +251,9 @@ def grouped_split(items: list[Item], valid_pct: float = 0.2, seed: int = 42,
                 is_valid[index] = True
             taken[label] += len(groups[key])
     return is_valid
+
+
+def split_as_trained(report: DataReport, params: dict) -> tuple[list[Item], list[bool]]:
+    """The items and ``is_valid`` flags a model was trained with, from its card's ``params``."""
+    items = training_items(report, drop_conflicts=params["drop_conflicts"])
+    return items, grouped_split(items, params["valid_pct"], params["seed"], params["group_block"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Item, grouped_split, scan, training_items
+from .data import Item, scan, split_as_trained
 from .predict import Prediction, Predictor
 
 
@@ -81,8 +81,7 @@ def metrics_of(scored: list[Scored], predictor: Predictor, start: float) -> dict
 
 def validation_items(data_dir: Path, params: dict) -> list[Item]:
     """The exact validation split a model was trained with, rebuilt from its card's params."""
-    items = training_items(scan(data_dir), drop_conflicts=params["drop_conflicts"])
-    is_valid = grouped_split(items, params["valid_pct"], params["seed"], params["group_block"])
+    items, is_valid = split_as_trained(scan(data_dir), params)
     return [item for item, valid in zip(items, is_valid) if valid]
 
 

@@ -1,7 +1,8 @@
-"""Append-only JSON Lines files: the registry log, the feedback store, sync and pull records.
+"""Append-only JSON Lines files: the registry log, the feedback store, sync and pull records, logs.
 
 A line is appended in one ``write`` to a file opened with ``O_APPEND``, then fsynced, so
 writers in several processes never interleave and an acknowledged line survives a crash.
+The same helper serves the statistics logs (traffic, shadow), without the fsync.
 A process killed mid-write can leave a torn last line; readers skip it.
 """
 
@@ -12,12 +13,15 @@ import os
 from pathlib import Path
 
 
-def append_jsonl(path: Path, entry: dict) -> None:
-    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
+def append_jsonl(path: Path, *entries: dict, fsync: bool = True) -> None:
+    """Append ``entries`` in one write. ``fsync=False`` suits logs where losing the last
+    lines in a crash changes nothing (traffic statistics, shadow comparisons)."""
+    lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        os.write(fd, lines)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

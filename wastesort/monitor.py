@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+
+from .jsonl import append_jsonl
 
 LOW_CONFIDENCE = 0.5  # below this top-class probability a prediction counts as unsure
 PSI_LIMIT = 0.2
@@ -47,21 +49,16 @@ class TrafficLog:
 
     def record(self, predictions) -> None:
         now = datetime.now(timezone.utc)
-        if now.date() != self._day:
-            self._day = now.date()
-            self.prune(self._day)
-        lines = "".join(json.dumps({"time": now.isoformat(timespec="seconds"), "label": p.label,
-                                    "confidence": round(p.confidence, 4),
-                                    "model_version": p.model_version, "source": self.source}) + "\n"
-                        for p in predictions)
+        time = now.isoformat(timespec="seconds")
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.folder / f"{now.date().isoformat()}.jsonl",
-                         os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, lines.encode())
-            finally:
-                os.close(fd)
+            if now.date() != self._day:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.prune(now.date())
+                self._day = now.date()
+            append_jsonl(self.folder / f"{now.date().isoformat()}.jsonl",
+                         *({"time": time, "label": p.label, "confidence": round(p.confidence, 4),
+                            "model_version": p.model_version, "source": self.source}
+                           for p in predictions), fsync=False)
         except OSError:
             pass  # a full or read-only disk must never fail a prediction
 
@@ -80,6 +77,10 @@ class Stats:
     n: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
     low_confidence: int = 0
+
+    def __add__(self, other: "Stats") -> "Stats":
+        counts = Counter(self.class_counts) + Counter(other.class_counts)
+        return Stats(self.n + other.n, dict(counts), self.low_confidence + other.low_confidence)
 
     def add(self, label: str, confidence: float) -> None:
         self.n += 1
@@ -156,12 +157,7 @@ def check(log_dir: Path, card: dict, days: int = 7, today: date | None = None) -
                           "models registered by this version of wastesort have one.")
     labels = card["labels"]
     per_day = daily(log_dir, days, today)
-    recent = Stats()
-    for stats in per_day.values():
-        for label, count in stats.class_counts.items():
-            recent.class_counts[label] = recent.class_counts.get(label, 0) + count
-        recent.n += stats.n
-        recent.low_confidence += stats.low_confidence
+    recent = sum(per_day.values(), Stats())
     day_rows = {day: {"n": s.n, "low_confidence_share": round(s.low_confidence_share, 4),
                       "predicted_share": {k: round(v, 4) for k, v in s.shares(labels).items()}}
                 for day, s in per_day.items()}

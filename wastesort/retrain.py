@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from . import monitor
 from .config import Settings
-from .data import DataReport, Item, fingerprint, grouped_split, scan, training_items
+from .data import DataReport, Item, fingerprint, scan, split_as_trained
 from .jsonl import append_jsonl, read_jsonl
 from .notebooks import run_notebook
 from .registry import Registry, new_version_id, now_utc
@@ -88,8 +88,7 @@ def in_holdback(sha256: str, share: float) -> bool:
 
 def merge(base: DataReport, params: dict, reviewed: list[Item], holdback_share: float) -> Merged:
     """Base data split as the champion was trained (``params`` from its card) plus feedback."""
-    items = training_items(base, drop_conflicts=params["drop_conflicts"])
-    is_valid = grouped_split(items, params["valid_pct"], params["seed"], params["group_block"])
+    items, is_valid = split_as_trained(base, params)
     verdict = {r.sha256: r for r in reviewed}
     relabelled, train, valid = [], [], []
     for item, valid_side in zip(items, is_valid):

@@ -27,7 +27,6 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -37,6 +36,7 @@ from pydantic import BaseModel
 
 from .config import Settings
 from .images import ImageError, load_rgb
+from .jsonl import append_jsonl
 from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Metrics
 from .monitor import TrafficLog
 from .predict import OnnxPredictor, predictions_from
@@ -239,7 +239,7 @@ def create_service(settings: Settings) -> FastAPI:
     registry = Registry(settings.exports_dir)
     metrics = _metrics()
     pool = ModelPool(registry, settings, metrics)
-    shadow_log = ShadowLog(settings.log_dir / "shadow.jsonl")
+    shadow_log = settings.log_dir / "shadow.jsonl"  # a log, not a store: no fsync per line
     traffic = TrafficLog(settings.log_dir, "service", settings.traffic_keep_days)
 
     async def follow_registry() -> None:
@@ -325,11 +325,12 @@ def create_service(settings: Settings) -> FastAPI:
         shadowed = predictions_from(probs, slot.predictor.labels, slot.version)
         for a, b in zip(served, shadowed):
             metrics.inc("shadow_total", agree=str(a.label == b.label).lower())
-        shadow_log.write({"time": now_utc(), "request_id": request_id,
-                          "champion": served[0].model_version, "challenger": slot.version,
-                          "champion_labels": [p.label for p in served],
-                          "challenger_labels": [p.label for p in shadowed],
-                          "challenger_confidences": [round(p.confidence, 4) for p in shadowed]})
+        shadow_log.parent.mkdir(parents=True, exist_ok=True)
+        append_jsonl(shadow_log, {
+            "time": now_utc(), "request_id": request_id, "champion": served[0].model_version,
+            "challenger": slot.version, "champion_labels": [p.label for p in served],
+            "challenger_labels": [p.label for p in shadowed],
+            "challenger_confidences": [round(p.confidence, 4) for p in shadowed]}, fsync=False)
 
     _add_ml_backend_routes(app, pool, settings)
     if settings.admin_token:
@@ -459,19 +460,6 @@ def decode(images: list[tuple[str, bytes]], spec: dict) -> np.ndarray:
         except ImageError as err:
             raise InputError(422, f"{name}: {err}") from err
     return to_input(pictures, spec)
-
-
-class ShadowLog:
-    """Append-only JSONL of shadow comparisons (a log, not a store: no fsync per line)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-
-    def write(self, entry: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
 
 
 def run(settings: Settings, host: str, port: int) -> None:
