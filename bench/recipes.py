@@ -55,8 +55,7 @@ def summary(probs: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict:
 
 def run(name: str, recipe: train.Recipe, report: data.DataReport, weights_dir: Path,
         workers: int, seed: int) -> dict:
-    items = data.training_items(report, drop_conflicts=recipe.drop_conflicts)
-    is_valid = data.grouped_split(items, recipe.valid_pct, recipe.seed, recipe.group_block)
+    items, is_valid = data.split_as_trained(report, recipe.to_dict())
     if not any(is_valid):
         raise SystemExit(f"{name}: the grouped split put no image into validation; "
                          "lower group_block or add images")
@@ -65,9 +64,8 @@ def run(name: str, recipe: train.Recipe, report: data.DataReport, weights_dir: P
     dls = train.dataloaders(items, is_valid, trained, num_workers=workers)
     learn = train.learner(dls, trained, weights_dir)
     with learn.no_bar(), learn.no_logging():
-        learn.fine_tune(recipe.epochs, base_lr=recipe.lr, freeze_epochs=recipe.freeze_epochs)
+        train.fit(learn, trained)  # as the notebook: fine_tune, then back to float32 on the CPU
     seconds = time.perf_counter() - start
-    learn.remove_cb(train.BFloat16Autocast)
     labels = [str(v) for v in dls.vocab]
     plain, tta, targets = validation_probs(learn)
     return {"name": name, "seed": seed, "recipe": recipe.to_dict(), "seconds": round(seconds, 1),

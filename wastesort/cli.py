@@ -271,10 +271,9 @@ def _data_check(args, settings: Settings) -> int:
 
 
 def _weights(args, settings: Settings) -> int:
-    from .train import Recipe
-    from .weights import OFFLINE_WEIGHTS, install_weights
+    from .weights import DEFAULT_ARCH, OFFLINE_WEIGHTS, install_weights
 
-    archs = list(OFFLINE_WEIGHTS) if args.all else args.arch or [Recipe.arch]
+    archs = list(OFFLINE_WEIGHTS) if args.all else args.arch or [DEFAULT_ARCH]
     for arch in archs:
         print(f"{arch}: {install_weights(arch, settings.weights_dir, use_hub=args.hub)}")
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import REPO_ROOT, Settings
 from .registry import Registry, new_version_id
+from .weights import DEFAULT_ARCH
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
@@ -35,7 +36,7 @@ def run_notebook(name: str, output: Path, parameters: dict) -> Path:
 def train(settings: Settings, parameters: dict) -> str:
     """Train and register a new version through ``notebooks/train.ipynb``; returns its id."""
     registry = Registry(settings.exports_dir)
-    arch = parameters.get("arch", "mobilenetv2_100")
+    arch = parameters.get("arch", DEFAULT_ARCH)
     version = parameters.get("version_id") or new_version_id(arch)
     params = {"data_dir": str(settings.data_dir), "exports_dir": str(settings.exports_dir),
               "weights_dir": str(settings.weights_dir), **parameters, "version_id": version}

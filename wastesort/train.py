@@ -27,14 +27,14 @@ from fastai.vision.learner import vision_learner
 
 from .data import Item
 from .images import load_rgb
-from .weights import install_weights
+from .weights import DEFAULT_ARCH, install_weights
 
 
 @dataclass
 class Recipe:
     """Every choice that shapes a trained model; stored in its card as ``params``."""
 
-    arch: str = "mobilenetv2_100"
+    arch: str = DEFAULT_ARCH
     size: int = 224
     epochs: int = 15
     freeze_epochs: int = 1

