@@ -8,6 +8,7 @@ and written into the model card by :mod:`wastesort.export`.
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,9 +37,10 @@ class Recipe:
 
     arch: str = DEFAULT_ARCH
     size: int = 224
-    epochs: int = 15
+    epochs: int = 18
     freeze_epochs: int = 1
     lr: float = 8e-3  # the lever that mattered: README, "Choosing a recipe"
+    lr_mult: float = 100  # the backbone learns at lr / lr_mult (README, "Choosing a recipe")
     bs: int = 32
     seed: int = 42
     valid_pct: float = 0.2
@@ -63,16 +65,32 @@ def training_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resized_images(items: list[Item], resize: Resize) -> list[PILImage]:
+    """Every image decoded and resized once, instead of once an epoch.
+
+    Decoding a 512x384 JPEG and squishing it costs about 5 s of a 52 s epoch on 2 cores.
+    The pixels come from the very ``Resize`` the data loaders hold, which then finds each
+    image already at its size and leaves it as it is; the saved model's pipeline is the
+    same, only the items handed to it differ. TrashNet at 224 px takes about 0.3 GB.
+    """
+    def one(item: Item) -> PILImage:
+        return resize(PILImage.create(load_rgb(item.path)), split_idx=1)
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, items))
+
+
 def dataloaders(items: list[Item], is_valid: list[bool], recipe: Recipe, num_workers: int = 0,
                 device: torch.device | None = None):
-    frame = pd.DataFrame({"path": [str(i.path) for i in items],
+    resize = Resize(recipe.size, method=ResizeMethod.Squish)
+    frame = pd.DataFrame({"image": resized_images(items, resize),
                           "label": [i.label for i in items]})
     block = DataBlock(
         blocks=(image_block(), CategoryBlock),
-        get_x=ColReader("path"),
+        get_x=ColReader("image"),
         get_y=ColReader("label"),
         splitter=IndexSplitter(np.flatnonzero(is_valid)),
-        item_tfms=Resize(recipe.size, method=ResizeMethod.Squish),
+        item_tfms=resize,
         batch_tfms=aug_transforms(max_rotate=20, max_zoom=1.2, max_lighting=0.3, flip_vert=True),
     )
     return block.dataloaders(frame, bs=recipe.bs, num_workers=num_workers, seed=recipe.seed,
@@ -143,7 +161,8 @@ def learner_from(version_dir: Path, dls, recipe: Recipe) -> Learner:
 
 
 def fit(learn: Learner, recipe: Recipe) -> Learner:
-    learn.fine_tune(recipe.epochs, base_lr=recipe.lr, freeze_epochs=recipe.freeze_epochs)
+    learn.fine_tune(recipe.epochs, base_lr=recipe.lr, freeze_epochs=recipe.freeze_epochs,
+                    lr_mult=recipe.lr_mult)
     return _for_export(learn)
 
 

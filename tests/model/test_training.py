@@ -5,8 +5,10 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 
 from tests.conftest import make_dataset, real_images
+from wastesort import data, train as training
 from wastesort.config import Settings
 from wastesort.notebooks import train
 from wastesort.predict import FastaiPredictor, OnnxPredictor
@@ -95,3 +97,28 @@ def test_a_failing_run_registers_nothing_and_keeps_the_notebook(tmp_path):
         train(settings, dict(TINY))
     assert Registry(settings.exports_dir).versions() == []
     assert list((tmp_path / "exports" / ".runs").glob("train-*.ipynb"))
+
+
+def tiny_dataloaders(tmp_path, **recipe):
+    """The package's data loaders on generated photos (8 a class, 96x72 px)."""
+    items = data.training_items(data.scan(make_dataset(tmp_path / "data")))
+    recipe = training.Recipe(group_block=1, **recipe)
+    is_valid = data.grouped_split(items, recipe.valid_pct, recipe.seed, recipe.group_block)
+    return items, is_valid, recipe, training.dataloaders(items, is_valid, recipe)
+
+
+def test_the_backbone_learns_at_lr_over_lr_mult(tmp_path):
+    """fine_tune gives the backbone lr / lr_mult; the recipe's lr_mult must reach it."""
+    *_, recipe, dls = tiny_dataloaders(tmp_path, epochs=1, size=48, bs=8, lr=0.01, lr_mult=4)
+    learn = training.fit(training.learner(dls, recipe, Settings.from_env().weights_dir), recipe)
+    backbone, head = learn.opt.hypers[0]["lr"], learn.opt.hypers[-1]["lr"]
+    assert head / backbone == pytest.approx(4)
+
+
+def test_training_batches_are_what_the_saved_pipeline_makes_of_the_files(tmp_path):
+    """Images are decoded and resized once before training; the pixels must not change."""
+    items, is_valid, _, dls = tiny_dataloaders(tmp_path, size=48, bs=64)
+    files = [item.path for item, valid in zip(items, is_valid) if valid]
+    from_files = dls.test_dl([load_rgb(path) for path in files], num_workers=0).one_batch()[0]
+    assert from_files.shape[0] == len(files)
+    assert torch.equal(dls.valid.one_batch()[0], from_files)
