@@ -101,9 +101,9 @@ def test_a_failing_run_registers_nothing_and_keeps_the_notebook(tmp_path):
 
 def tiny_dataloaders(tmp_path, **recipe):
     """The package's data loaders on generated photos (8 a class, 96x72 px)."""
-    items = data.training_items(data.scan(make_dataset(tmp_path / "data")))
     recipe = training.Recipe(group_block=1, **recipe)
-    is_valid = data.grouped_split(items, recipe.valid_pct, recipe.seed, recipe.group_block)
+    report = data.scan(make_dataset(tmp_path / "data"))
+    items, is_valid = data.split_as_trained(report, recipe.to_dict())
     return items, is_valid, recipe, training.dataloaders(items, is_valid, recipe)
 
 
