@@ -2,6 +2,7 @@
 
     python bench/recipes.py -r "base:" -r "big: size=288 epochs=15" -r "lite1: arch=tf_efficientnet_lite1"
     python bench/recipes.py --seeds 42 43 44 -r "base:"   # one recipe, three training seeds
+    python bench/recipes.py --jsonl runs.jsonl --probs -r "a: seed=43" ...  # then bench/ensemble.py
 
 Each ``-r`` is ``NAME: FIELD=VALUE ...`` over the default :class:`wastesort.train.Recipe`.
 Every recipe trains through the same code as ``notebooks/train.ipynb`` (data checks, grouped
@@ -54,7 +55,7 @@ def summary(probs: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict:
 
 
 def run(name: str, recipe: train.Recipe, report: data.DataReport, weights_dir: Path,
-        workers: int, seed: int) -> dict:
+        workers: int, seed: int, keep_probs: bool = False) -> dict:
     items, is_valid = data.split_as_trained(report, recipe.to_dict())
     if not any(is_valid):
         raise SystemExit(f"{name}: the grouped split put no image into validation; "
@@ -68,8 +69,12 @@ def run(name: str, recipe: train.Recipe, report: data.DataReport, weights_dir: P
     seconds = time.perf_counter() - start
     labels = [str(v) for v in dls.vocab]
     plain, tta, targets = validation_probs(learn)
-    return {"name": name, "seed": seed, "recipe": recipe.to_dict(), "seconds": round(seconds, 1),
-            "plain": summary(plain, targets, labels), "flip_tta": summary(tta, targets, labels)}
+    result = {"name": name, "seed": seed, "recipe": recipe.to_dict(), "seconds": round(seconds, 1),
+              "plain": summary(plain, targets, labels), "flip_tta": summary(tta, targets, labels)}
+    if keep_probs:  # what bench/ensemble.py averages across runs on the same split
+        result |= {"labels": labels, "targets": targets.tolist(),
+                   "probs": plain.round(5).tolist(), "probs_flip_tta": tta.round(5).tolist()}
+    return result
 
 
 def main() -> None:
@@ -79,6 +84,8 @@ def main() -> None:
                         "(initialisation and data order; the split stays the recipe's)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
     parser.add_argument("--jsonl", type=Path, help="also append each result here")
+    parser.add_argument("--probs", action="store_true", help="with --jsonl: store each run's "
+                        "validation probabilities, for bench/ensemble.py")
     args = parser.parse_args()
     settings = Settings.from_env()
     report = data.scan(settings.data_dir)
@@ -90,7 +97,7 @@ def main() -> None:
         name, overrides = parse_recipe(text)
         recipe = train.Recipe(**overrides)
         for seed in args.seeds or [recipe.seed]:
-            r = run(name, recipe, report, settings.weights_dir, args.workers, seed)
+            r = run(name, recipe, report, settings.weights_dir, args.workers, seed, args.probs)
             p, t = r["plain"], r["flip_tta"]
             print(f"{name:<24}{seed:>5}{p['accuracy']:>7.3f}{p['macro_recall']:>7.3f}"
                   f"{p['recall'].get('trash', float('nan')):>7.3f}{t['accuracy']:>10.3f}"

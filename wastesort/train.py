@@ -40,7 +40,7 @@ class Recipe:
     epochs: int = 18
     freeze_epochs: int = 1
     lr: float = 8e-3  # the lever that mattered: README, "Choosing a recipe"
-    lr_mult: float = 100  # the backbone learns at lr / lr_mult (README, "Choosing a recipe")
+    lr_mult: float = 10  # backbone at lr / lr_mult, fastai: 100 (README, "Choosing a recipe")
     bs: int = 32
     seed: int = 42
     valid_pct: float = 0.2
