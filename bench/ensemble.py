@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wastesort.evaluate import classification_metrics
+from recipes import summary  # the figures every recipe run reports (bench/ is on sys.path)
 
 Split = tuple[int, float, int]
 
@@ -38,9 +38,8 @@ def load_runs(paths: list[Path]) -> dict[Split, dict[str, dict]]:
 
 
 def scores(probs: np.ndarray, targets: list[int], labels: list[str]) -> tuple[float, float, float]:
-    m = classification_metrics([labels[t] for t in targets],
-                               [labels[i] for i in probs.argmax(1)], labels)
-    return m["accuracy"], m["macro_recall"], m["per_class"].get("trash", {}).get("recall", np.nan)
+    s = summary(probs, np.asarray(targets), labels)
+    return s["accuracy"], s["macro_recall"], s["recall"].get("trash", np.nan)
 
 
 def ensemble(members: list[dict], key: str) -> np.ndarray:
